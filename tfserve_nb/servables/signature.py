@@ -1,0 +1,73 @@
+"""A framework-free description of a SavedModel signature (``SignatureDef``).
+
+The REST codec and request validation work from these objects, so they are testable without
+TensorFlow. Dtypes are TensorFlow's ``DataType`` enum names (``"DT_FLOAT"``); :data:`NUMPY_DTYPES`
+maps the ones that have a numpy equivalent.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+
+NUMPY_DTYPES: dict[str, np.dtype] = {
+    "DT_FLOAT": np.dtype(np.float32),
+    "DT_DOUBLE": np.dtype(np.float64),
+    "DT_HALF": np.dtype(np.float16),
+    "DT_INT8": np.dtype(np.int8),
+    "DT_INT16": np.dtype(np.int16),
+    "DT_INT32": np.dtype(np.int32),
+    "DT_INT64": np.dtype(np.int64),
+    "DT_UINT8": np.dtype(np.uint8),
+    "DT_UINT16": np.dtype(np.uint16),
+    "DT_UINT32": np.dtype(np.uint32),
+    "DT_UINT64": np.dtype(np.uint64),
+    "DT_BOOL": np.dtype(np.bool_),
+    "DT_STRING": np.dtype(object),
+    "DT_COMPLEX64": np.dtype(np.complex64),
+    "DT_COMPLEX128": np.dtype(np.complex128),
+}
+"""numpy dtype for each TensorFlow dtype name. Strings are numpy object arrays of ``bytes``."""
+
+DEFAULT_SERVING_SIGNATURE_DEF_KEY = "serving_default"
+PREDICT_METHOD_NAME = "tensorflow/serving/predict"
+CLASSIFY_METHOD_NAME = "tensorflow/serving/classify"
+REGRESS_METHOD_NAME = "tensorflow/serving/regress"
+
+
+@dataclass(frozen=True)
+class TensorSpec:
+    """One input or output of a signature.
+
+    ``alias`` is the signature's key (what clients use); ``tensor_name`` the graph tensor name;
+    ``shape`` has ``None`` for unknown dimensions and is ``None`` altogether for unknown rank.
+    """
+
+    alias: str
+    dtype: str
+    shape: tuple[int | None, ...] | None
+    tensor_name: str = ""
+
+    @property
+    def numpy_dtype(self) -> np.dtype | None:
+        """The numpy dtype, or ``None`` when numpy has none (e.g. ``DT_BFLOAT16``)."""
+        return NUMPY_DTYPES.get(self.dtype)
+
+    def describe(self) -> str:
+        """Short human form, e.g. ``float32[?,64]``."""
+        name = self.dtype.removeprefix("DT_").lower()
+        if self.shape is None:
+            return f"{name}[...]"
+        dims = ",".join("?" if d is None else str(d) for d in self.shape)
+        return f"{name}[{dims}]"
+
+
+@dataclass(frozen=True)
+class Signature:
+    """One entry of a SavedModel's signature map."""
+
+    key: str
+    method_name: str
+    inputs: dict[str, TensorSpec] = field(default_factory=dict)
+    outputs: dict[str, TensorSpec] = field(default_factory=dict)
