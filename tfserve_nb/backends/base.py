@@ -53,6 +53,11 @@ class Backend(abc.ABC):
     name: str
 
     @abc.abstractmethod
+    def check_available(self) -> None:
+        """Return if this backend can run here; else raise
+        :class:`~tfserve_nb.errors.BackendUnavailableError` saying why and what to do."""
+
+    @abc.abstractmethod
     def start(
         self,
         models: Sequence[ModelConfig],
