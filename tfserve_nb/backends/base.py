@@ -1,9 +1,10 @@
 """The one small interface every backend implements.
 
-A backend starts a TF-Serving-compatible server for a list of :class:`~tfserve_nb.config.ModelConfig`
-and returns a :class:`ServerProcess`. Everything after start-up (predict, status, reloads) goes
-through the protocol via :class:`~tfserve_nb.client.ServingClient`; a backend only starts, reports
-addresses, gives logs and stops.
+A backend starts a TF-Serving-compatible server for a list of
+:class:`~tfserve_nb.config.ModelConfig` and returns a :class:`ServerProcess`. Everything after
+start-up (predict, status, reloads) goes through the protocol via
+:class:`~tfserve_nb.client.ServingClient`; a backend only starts, reports addresses, gives logs and
+stops.
 """
 
 from __future__ import annotations

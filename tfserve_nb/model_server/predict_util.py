@@ -1,0 +1,74 @@
+"""Request checks shared by gRPC and REST predict, with TF Serving's texts.
+
+After ``servables/tensorflow/predict_util.cc`` and TensorFlow's ``saved_model/util.cc``
+(``GetInputValues``): signature lookup, the input-set check and output filtering. Works on the
+framework-free :class:`~tfserve_nb.servables.signature.Signature`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Collection, Mapping, Sequence
+
+from ..core.status import failed_precondition, invalid_argument
+from ..servables.signature import DEFAULT_SERVING_SIGNATURE_DEF_KEY, Signature
+
+
+def _set(names: Collection[str]) -> str:
+    return ",".join(sorted(names))
+
+
+def find_signature(signatures: Mapping[str, Signature], signature_name: str) -> Signature:
+    """The signature called ``signature_name`` (empty = ``serving_default``).
+
+    Raises FAILED_PRECONDITION ``Serving signature key "x" not found.``
+    """
+    key = signature_name or DEFAULT_SERVING_SIGNATURE_DEF_KEY
+    signature = signatures.get(key)
+    if signature is None:
+        raise failed_precondition(f'Serving signature key "{key}" not found.')
+    return signature
+
+
+def check_inputs(signature: Signature, request_inputs: Collection[str]) -> None:
+    """The request must name exactly the signature's inputs (signatures have no defaults here).
+
+    Raises INVALID_ARGUMENT with upstream's ``input size does not match signature`` text when the
+    counts differ, and ``Signature input alias: ...`` when the counts match but names do not.
+    """
+    expected = signature.inputs.keys()
+    sent = set(request_inputs)
+    if len(sent) != len(expected):
+        raise invalid_argument(
+            f"input size does not match signature: {len(sent)}!={len(expected)} "
+            f"len({{{_set(sent)}}}) != len({{{_set(expected)}}}). "
+            f"Sent extra: {{{_set(sent - expected)}}}. "
+            f"Missing but required: {{{_set(expected - sent)}}}."
+        )
+    for alias in sorted(expected):
+        if alias not in sent:
+            raise invalid_argument(
+                f"Signature input alias: {alias}(feed name: {signature.inputs[alias].tensor_name})"
+                f" not found in request and no default value provided. Inputs expected to be in "
+                f"the request {{{_set(sent)}}}, or default input alias set: "
+            )
+
+
+def output_aliases(signature: Signature, output_filter: Sequence[str]) -> list[str]:
+    """The outputs to return: ``output_filter`` checked against the signature, or all of them.
+
+    Raises INVALID_ARGUMENT ``output tensor alias not found in signature: z Outputs expected to be
+    in the set {y}.`` or ``duplicate output tensor alias: z``.
+    """
+    if not output_filter:
+        return list(signature.outputs)
+    seen: set[str] = set()
+    for alias in output_filter:
+        if alias not in signature.outputs:
+            raise invalid_argument(
+                f"output tensor alias not found in signature: {alias} Outputs expected to be in "
+                f"the set {{{_set(signature.outputs)}}}."
+            )
+        if alias in seen:
+            raise invalid_argument(f"duplicate output tensor alias: {alias}")
+        seen.add(alias)
+    return list(output_filter)

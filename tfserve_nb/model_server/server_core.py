@@ -1,0 +1,231 @@
+"""ServerCore: the served models, their config, labels, and request resolution.
+
+After TF Serving's ``ServerCore``: it owns the file-system source, the source adapter that turns
+version paths into SavedModel loaders, the aspired-versions manager and the state monitor. Both
+front-ends call into it; it raises :class:`~tfserve_nb.core.status.ServingStatusError` with TF
+Serving's codes and texts. Thread-safe.
+
+Config semantics (``ServerCore::ReloadConfig``): a reload replaces the whole model list (models
+left out are unloaded), platform changes are rejected, labels are checked *before* new versions
+load (a label may only point at an AVAILABLE version;
+``allow_version_labels_for_unavailable_models`` exempts labels that are new or unchanged), and
+the call returns once newly added models have their latest version AVAILABLE (or raises if it
+failed to load).
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+from ..config import ModelConfig, validate
+from ..core.aspired_versions_manager import AspiredVersionsManager
+from ..core.loader import Loader
+from ..core.servable_id import ServableId
+from ..core.servable_state import ManagerState, ServableState
+from ..core.servable_state_monitor import ServableStateMonitor
+from ..core.source import SourceAdapter
+from ..core.status import Code, ServingStatusError, failed_precondition, invalid_argument, not_found
+from ..errors import ConfigError
+from ..servables.saved_model import SavedModelLoader, SavedModelServable, check_input
+from ..sources.file_system_storage_path_source import FileSystemStoragePathSource, ServableToMonitor
+from . import predict_util
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class ServerCoreOptions:
+    file_system_poll_wait_seconds: float = 1.0
+    allow_version_labels_for_unavailable_models: bool = False
+    max_num_load_retries: int = 5
+    load_retry_interval_seconds: float = 60.0
+    num_load_threads: int = 2
+    saved_model_tags: tuple[str, ...] = ("serve",)
+
+
+@dataclass(frozen=True)
+class PredictResult:
+    version: int
+    signature_name: str
+    outputs: dict[str, np.ndarray]
+
+
+LoaderFactory = Callable[[ServableId, str], Loader]
+
+
+class ServerCore:
+    """Serves the models of a config list. Create with :meth:`create`."""
+
+    def __init__(self, options: ServerCoreOptions, loader_factory: LoaderFactory | None = None):
+        self.options = options
+        self.monitor = ServableStateMonitor()
+        self.manager = AspiredVersionsManager(
+            self.monitor,
+            num_load_threads=options.num_load_threads,
+            max_num_load_retries=options.max_num_load_retries,
+            load_retry_interval=options.load_retry_interval_seconds,
+        )
+        tags = options.saved_model_tags
+        factory = loader_factory or (lambda _id, path: SavedModelLoader(path, tags))
+        self._source = FileSystemStoragePathSource(
+            [],
+            SourceAdapter(factory, self.manager.set_aspired_versions),
+            options.file_system_poll_wait_seconds,
+        )
+        self._reload_lock = threading.Lock()
+        self._config: dict[str, ModelConfig] = {}
+        self._labels: dict[str, dict[str, int]] = {}
+        self._started = False
+
+    @classmethod
+    def create(
+        cls,
+        configs: Sequence[ModelConfig],
+        options: ServerCoreOptions | None = None,
+        loader_factory: LoaderFactory | None = None,
+    ) -> ServerCore:
+        """Build a core and load ``configs``; returns once every model's latest version is
+        AVAILABLE. Raises ServingStatusError (UNKNOWN ``N model(s) did not become
+        available: ...``) when one failed to load."""
+        core = cls(options or ServerCoreOptions(), loader_factory)
+        try:
+            core.reload_config(configs)
+        except BaseException:
+            core.stop()
+            raise
+        return core
+
+    # ---- config ------------------------------------------------------------------------------
+
+    @property
+    def config(self) -> list[ModelConfig]:
+        """The model config list in force."""
+        with self._reload_lock:
+            return list(self._config.values())
+
+    def reload_config(self, configs: Sequence[ModelConfig]) -> None:
+        """Replace the model config list (``HandleReloadConfigRequest``)."""
+        try:
+            configs = validate(configs)
+        except ConfigError as exc:
+            raise invalid_argument(str(exc)) from None
+        with self._reload_lock:
+            for config in configs:
+                old = self._config.get(config.name)
+                if old is not None and old.platform != config.platform:
+                    raise invalid_argument(
+                        f"Illegal to change a model's platform. For model {config.name} platform "
+                        f"was {old.platform} and new platform requested is {config.platform}"
+                    )
+            self._labels = self._checked_labels(configs)
+            new_models = {c.name for c in configs} - set(self._config)
+            self._config = {c.name: c for c in configs}
+            since = self.monitor.sequence()
+            servables = [
+                ServableToMonitor(c.name, c.base_path, c.version_policy) for c in configs
+            ]
+            self._source.update_config(servables)
+            if not self._started:
+                self._source.start()
+                self._started = True
+            self._wait_until_models_available(new_models, since)
+        log.info("Finished reloading config")
+
+    def _checked_labels(self, configs: Sequence[ModelConfig]) -> dict[str, dict[str, int]]:
+        labels: dict[str, dict[str, int]] = {}
+        for config in configs:
+            states = self.monitor.versions(config.name)
+            for label, version in config.labels.items():
+                existing = self._labels.get(config.name, {}).get(label)
+                exempt = self.options.allow_version_labels_for_unavailable_models and (
+                    existing is None or existing == version
+                )
+                state = states.get(version)
+                if not exempt and (state is None or state.state is not ManagerState.AVAILABLE):
+                    raise failed_precondition(
+                        f"Request to assign label to version {version} of model {config.name}, "
+                        "which is not currently available for inference"
+                    )
+                labels.setdefault(config.name, {})[label] = version
+        return labels
+
+    def _wait_until_models_available(self, models: set[str], since: int) -> None:
+        if not models:
+            return
+        settled: dict[str, ServableState] = {}
+
+        def all_settled() -> bool:
+            for name in models - settled.keys():
+                state = self.monitor.latest_settled_since(name, since)
+                if state is not None:
+                    settled[name] = state
+            return settled.keys() == models
+
+        self.monitor.wait_until(all_settled, timeout=None)
+        failed = [s for s in settled.values() if s.state is not ManagerState.AVAILABLE]
+        if failed:
+            details = "".join(
+                f"{{{s.id} due to error: {s.code.name}: {s.message}}}, " for s in failed
+            )
+            raise ServingStatusError(
+                Code.UNKNOWN, f"{len(failed)} model(s) did not become available: {{{details}}}"
+            )
+
+    # ---- requests ----------------------------------------------------------------------------
+
+    def resolve_version(self, name: str, version: int | None, label: str | None) -> int | None:
+        """The version a model spec asks for: explicit, via a label, or ``None`` (latest)."""
+        if label:
+            resolved = self._labels.get(name, {}).get(label)
+            if resolved is None:
+                raise invalid_argument(f"Unrecognized servable version label: {label}")
+            return resolved
+        return version
+
+    def servable(self, name: str, version: int | None = None, label: str | None = None) -> Any:
+        """A context manager yielding ``(version, SavedModelServable)``; see
+        :meth:`AspiredVersionsManager.servable_handle`."""
+        return self.manager.servable_handle(name, self.resolve_version(name, version, label))
+
+    def predict(
+        self,
+        name: str,
+        inputs: Mapping[str, np.ndarray],
+        *,
+        version: int | None = None,
+        label: str | None = None,
+        signature_name: str = "",
+        output_filter: Sequence[str] = (),
+    ) -> PredictResult:
+        """Run a predict signature; inputs are checked against the signature first."""
+        with self.servable(name, version, label) as (served_version, servable):
+            servable: SavedModelServable
+            signature = predict_util.find_signature(servable.signatures, signature_name)
+            predict_util.check_inputs(signature, inputs.keys())
+            aliases = predict_util.output_aliases(signature, output_filter)
+            for index, alias in enumerate(sorted(signature.inputs)):
+                check_input(signature.inputs[alias], index, inputs[alias])
+            outputs = servable.run(signature, inputs, aliases)
+            return PredictResult(served_version, signature.key, outputs)
+
+    def model_status(self, name: str, version: int | None = None) -> list[ServableState]:
+        """States of the model's versions, newest first (``GetModelStatus``)."""
+        states = self.monitor.versions(name)
+        if not states:
+            raise not_found(f"Could not find any versions of model {name}")
+        if version is not None:
+            if version not in states:
+                raise not_found(f"Could not find version {version} of model {name}")
+            return [states[version]]
+        return [states[v] for v in sorted(states, reverse=True)]
+
+    def stop(self) -> None:
+        """Stop polling and unload everything."""
+        self._source.stop()
+        self.manager.stop()

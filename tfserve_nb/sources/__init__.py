@@ -1,0 +1,1 @@
+"""Sources: what watches storage and emits aspired versions."""
