@@ -8,9 +8,18 @@ framework-free :class:`~tfserve_nb.servables.signature.Signature`.
 from __future__ import annotations
 
 from collections.abc import Collection, Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
 
 from ..core.status import failed_precondition, invalid_argument
-from ..servables.signature import DEFAULT_SERVING_SIGNATURE_DEF_KEY, Signature
+from ..servables.signature import (
+    DEFAULT_SERVING_SIGNATURE_DEF_KEY,
+    NUMPY_DTYPES,
+    Signature,
+    TensorSpec,
+)
 
 
 def _set(names: Collection[str]) -> str:
@@ -72,3 +81,57 @@ def output_aliases(signature: Signature, output_filter: Sequence[str]) -> list[s
             raise invalid_argument(f"duplicate output tensor alias: {alias}")
         seen.add(alias)
     return list(output_filter)
+
+
+def _shape_text(shape: Sequence[int | None]) -> str:
+    return "[" + ",".join("?" if d is None else str(d) for d in shape) + "]"
+
+
+def check_input(spec: TensorSpec, index: int, array: np.ndarray) -> None:
+    """Raise INVALID_ARGUMENT if ``array`` does not fit input ``spec`` (dtype, then shape).
+
+    The dtype text is TensorFlow's (``Expects arg[0] to be float but int32 is provided``); shape
+    mismatches name the input and both shapes.
+    """
+    expected = NUMPY_DTYPES.get(spec.dtype)
+    if expected is not None and array.dtype != expected and not (
+        spec.dtype == "DT_STRING" and array.dtype.kind in "OS"
+    ):
+        got = "string" if array.dtype.kind in "OSU" else str(array.dtype)
+        want = "string" if spec.dtype == "DT_STRING" else str(expected)
+        raise invalid_argument(f"Expects arg[{index}] to be {want} but {got} is provided")
+    if spec.shape is None:
+        return
+    if len(spec.shape) != array.ndim or any(
+        d is not None and d != n for d, n in zip(spec.shape, array.shape, strict=False)
+    ):
+        raise invalid_argument(
+            f"Input '{spec.alias}' has shape {_shape_text(array.shape)} but the signature "
+            f"expects {_shape_text(spec.shape)}"
+        )
+
+
+@dataclass(frozen=True)
+class PredictResult:
+    """What answered (version, signature key) and the outputs by alias."""
+
+    version: int
+    signature_name: str
+    outputs: dict[str, np.ndarray]
+
+
+def run_predict(
+    version: int,
+    servable: Any,
+    inputs: Mapping[str, np.ndarray],
+    signature_name: str,
+    output_filter: Sequence[str] = (),
+) -> PredictResult:
+    """Check ``inputs`` against the signature and run it on ``servable`` (anything with
+    ``signatures`` and ``run(signature, inputs, aliases)``, e.g. a SavedModelServable)."""
+    signature = find_signature(servable.signatures, signature_name)
+    check_inputs(signature, inputs.keys())
+    aliases = output_aliases(signature, output_filter)
+    for index, alias in enumerate(sorted(signature.inputs)):
+        check_input(signature.inputs[alias], index, inputs[alias])
+    return PredictResult(version, signature.key, servable.run(signature, inputs, aliases))

@@ -32,7 +32,7 @@ from ..core.servable_state_monitor import ServableStateMonitor
 from ..core.source import SourceAdapter
 from ..core.status import Code, ServingStatusError, failed_precondition, invalid_argument, not_found
 from ..errors import ConfigError
-from ..servables.saved_model import SavedModelLoader, SavedModelServable, check_input
+from ..servables.saved_model import SavedModelLoader
 from ..sources.file_system_storage_path_source import FileSystemStoragePathSource, ServableToMonitor
 from . import predict_util
 
@@ -47,13 +47,6 @@ class ServerCoreOptions:
     load_retry_interval_seconds: float = 60.0
     num_load_threads: int = 2
     saved_model_tags: tuple[str, ...] = ("serve",)
-
-
-@dataclass(frozen=True)
-class PredictResult:
-    version: int
-    signature_name: str
-    outputs: dict[str, np.ndarray]
 
 
 LoaderFactory = Callable[[ServableId, str], Loader]
@@ -202,17 +195,12 @@ class ServerCore:
         label: str | None = None,
         signature_name: str = "",
         output_filter: Sequence[str] = (),
-    ) -> PredictResult:
-        """Run a predict signature; inputs are checked against the signature first."""
+    ) -> predict_util.PredictResult:
+        """Run a predict signature of the requested version (inputs checked first)."""
         with self.servable(name, version, label) as (served_version, servable):
-            servable: SavedModelServable
-            signature = predict_util.find_signature(servable.signatures, signature_name)
-            predict_util.check_inputs(signature, inputs.keys())
-            aliases = predict_util.output_aliases(signature, output_filter)
-            for index, alias in enumerate(sorted(signature.inputs)):
-                check_input(signature.inputs[alias], index, inputs[alias])
-            outputs = servable.run(signature, inputs, aliases)
-            return PredictResult(served_version, signature.key, outputs)
+            return predict_util.run_predict(
+                served_version, servable, inputs, signature_name, output_filter
+            )
 
     def model_status(self, name: str, version: int | None = None) -> list[ServableState]:
         """States of the model's versions, newest first (``GetModelStatus``)."""

@@ -17,7 +17,7 @@ import numpy as np
 
 from ..core.loader import Loader
 from ..core.status import Code, ServingStatusError, invalid_argument
-from .signature import NUMPY_DTYPES, Signature, TensorSpec
+from .signature import Signature, TensorSpec
 
 
 def _tf() -> Any:
@@ -75,34 +75,6 @@ def signatures_from_meta_graph(meta_graph: Any) -> dict[str, Signature]:
     }
 
 
-def _shape_text(shape: Sequence[int | None]) -> str:
-    return "[" + ",".join("?" if d is None else str(d) for d in shape) + "]"
-
-
-def check_input(spec: TensorSpec, index: int, array: np.ndarray) -> None:
-    """Raise INVALID_ARGUMENT if ``array`` does not fit input ``spec`` (dtype, then shape).
-
-    The dtype text is TensorFlow's (``Expects arg[0] to be float but int32 is provided``); shape
-    mismatches name the input and both shapes.
-    """
-    expected = NUMPY_DTYPES.get(spec.dtype)
-    if expected is not None and array.dtype != expected and not (
-        spec.dtype == "DT_STRING" and array.dtype.kind in "OS"
-    ):
-        got = "string" if array.dtype.kind in "OSU" else str(array.dtype)
-        want = "string" if spec.dtype == "DT_STRING" else str(expected)
-        raise invalid_argument(f"Expects arg[{index}] to be {want} but {got} is provided")
-    if spec.shape is None:
-        return
-    if len(spec.shape) != array.ndim or any(
-        d is not None and d != n for d, n in zip(spec.shape, array.shape, strict=False)
-    ):
-        raise invalid_argument(
-            f"Input '{spec.alias}' has shape {_shape_text(array.shape)} but the signature "
-            f"expects {_shape_text(spec.shape)}"
-        )
-
-
 class SavedModelServable:
     """A loaded SavedModel version. Thread-safe: signatures may run concurrently."""
 
@@ -124,7 +96,7 @@ class SavedModelServable:
     def run(
         self, signature: Signature, inputs: Mapping[str, np.ndarray], aliases: Sequence[str]
     ) -> dict[str, np.ndarray]:
-        """Run ``signature`` on ``inputs`` (already checked by :func:`check_input`) and return
+        """Run ``signature`` on ``inputs`` (already checked against it) and return
         the outputs named in ``aliases``. TensorFlow errors become a ServingStatusError with
         TensorFlow's code and text."""
         tf = _tf()

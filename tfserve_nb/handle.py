@@ -1,0 +1,291 @@
+"""``serve()`` and the :class:`ModelServer` handle a notebook holds.
+
+The handle starts a server through a backend, then does everything else — predictions, status,
+version policies, labels — through the TF Serving protocol with a
+:class:`~tfserve_nb.client.ServingClient`, so it behaves the same on every backend.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import html
+import os
+import threading
+from collections.abc import Iterable, Mapping, Sequence
+from typing import Any
+
+from .backends.base import Backend, ServerProcess
+from .client import PredictResult, ServingClient, VersionStatus
+from .config import ModelConfig, validate
+from .core.version_policy import All, Latest, Specific, VersionPolicy
+from .errors import ConfigError
+from .servables.signature import Signature
+
+PolicyLike = VersionPolicy | str | int | Iterable[int]
+
+
+def as_version_policy(policy: PolicyLike) -> VersionPolicy:
+    """``"latest"`` / ``"all"`` / a version / versions, or a policy object, as a policy."""
+    if isinstance(policy, Latest | All | Specific):
+        return policy
+    if policy == "latest":
+        return Latest()
+    if policy == "all":
+        return All()
+    if isinstance(policy, int):
+        return Specific((policy,))
+    if isinstance(policy, Iterable) and not isinstance(policy, str):
+        versions = tuple(int(v) for v in policy)
+        if versions:
+            return Specific(versions)
+    raise ConfigError(
+        f"Not a version policy: {policy!r}. Use 'latest', 'all', a version number, a list of "
+        "versions, or tfserve_nb.Latest(n) / All() / Specific((1, 2))"
+    )
+
+
+def _model_configs(
+    source: Any, model_name: str | None, version_policy: PolicyLike | None
+) -> list[ModelConfig]:
+    if isinstance(source, ModelConfig):
+        configs = [source]
+    elif isinstance(source, Sequence) and not isinstance(source, str | bytes):
+        configs = list(source)
+    else:
+        base_path = getattr(source, "base_path", source)  # an ExportedModel or a path
+        base_path = os.path.abspath(os.fspath(base_path))
+        if not os.path.isdir(base_path):
+            raise ConfigError(
+                f"Model base path {base_path} is not a directory: export a model there first "
+                "(tfserve_nb.export_model(model, base_path))"
+            )
+        name = model_name or getattr(source, "name", None) or os.path.basename(base_path)
+        configs = [ModelConfig(name, base_path)]
+    if version_policy is not None:
+        if len(configs) != 1:
+            raise ConfigError("version_policy= applies to a single model; set it per ModelConfig")
+        configs = [dataclasses.replace(configs[0], version_policy=as_version_policy(version_policy))]
+    return validate(configs)
+
+
+def _pick_backend(backend: str | Backend, options: Mapping[str, Any]) -> tuple[Backend, str]:
+    if isinstance(backend, Backend):
+        return backend, f"using the {backend.name} backend you passed"
+    if backend == "auto":
+        from .backends.auto import choose_backend
+
+        return choose_backend(**options)
+    if backend == "embedded":
+        from .backends.embedded import EmbeddedBackend
+
+        return EmbeddedBackend(**options), "embedded backend requested"
+    if backend == "docker":
+        from .backends.docker import DockerBackend
+
+        return DockerBackend(**options), "docker backend requested"
+    if backend == "local":
+        from .backends.local import LocalBinaryBackend
+
+        return LocalBinaryBackend(**options), "local backend requested"
+    raise ConfigError(f"Unknown backend {backend!r}: use 'auto', 'embedded', 'docker' or 'local'")
+
+
+def serve(
+    base_path_or_configs: Any,
+    backend: str | Backend = "auto",
+    *,
+    model_name: str | None = None,
+    version_policy: PolicyLike | None = None,
+    labels: Mapping[str, int] | None = None,
+    extra_args: Sequence[str] = (),
+    timeout: float = 120.0,
+    **backend_options: Any,
+) -> ModelServer:
+    """Start a TF-Serving-compatible server and return its handle once every model answers.
+
+    ``base_path_or_configs`` is a model base path (its folder name is the model name unless
+    ``model_name`` is given), an :class:`~tfserve_nb.export.ExportedModel`, a
+    :class:`~tfserve_nb.config.ModelConfig` or a list of them. ``backend`` is ``"auto"``
+    (docker if an engine and the image are there, else a local ``tensorflow_model_server``,
+    else embedded), ``"embedded"``, ``"docker"``, ``"local"`` or a Backend object;
+    ``backend_options`` go to the backend. ``labels`` are set after the versions are
+    AVAILABLE (TF Serving refuses labels on versions not yet loaded).
+    """
+    configs = _model_configs(base_path_or_configs, model_name, version_policy)
+    if labels:
+        if len(configs) != 1:
+            raise ConfigError("labels= applies to a single model; set them per ModelConfig")
+        configs = [dataclasses.replace(configs[0], labels=dict(labels))]
+    chosen, reason = _pick_backend(backend, backend_options)
+    startup = [dataclasses.replace(c, labels={}) for c in configs]
+    process = chosen.start(startup, extra_args=extra_args, startup_timeout=timeout)
+    server = ModelServer(process, startup, reason=reason)
+    try:
+        for config in configs:
+            server.wait_until_available(model_name=config.name, timeout=timeout)
+        if any(c.labels for c in configs):
+            server.reload(configs)
+    except BaseException:
+        server.stop()
+        raise
+    return server
+
+
+class ModelServer:
+    """A running model server and the way to talk to it. Stop it with :meth:`stop` or use it
+    as a context manager. Thread-safe."""
+
+    def __init__(self, process: ServerProcess, models: Sequence[ModelConfig], reason: str = ""):
+        self.process = process
+        self.reason = reason
+        self._lock = threading.Lock()
+        self._models = {m.name: m for m in models}
+        self.client = ServingClient(
+            process.grpc_address, process.rest_url, model_name=next(iter(self._models))
+        )
+
+    # ---- facts -------------------------------------------------------------------------------
+
+    @property
+    def backend(self) -> str:
+        return self.process.backend_name
+
+    @property
+    def model_name(self) -> str:
+        """The default model (the first one configured)."""
+        return next(iter(self._models))
+
+    @property
+    def models(self) -> dict[str, ModelConfig]:
+        """The model config list this handle last sent (TF Serving has no call to read it)."""
+        with self._lock:
+            return dict(self._models)
+
+    @property
+    def grpc_address(self) -> str:
+        return self.process.grpc_address
+
+    @property
+    def rest_url(self) -> str:
+        return self.process.rest_url
+
+    # ---- requests ----------------------------------------------------------------------------
+
+    def predict(
+        self, x: Any, version: int | None = None, label: str | None = None,
+        signature_name: str | None = None, model_name: str | None = None,
+    ) -> Any:
+        """Predict over gRPC: numpy or lists in, numpy out (a dict when there are several
+        outputs)."""
+        return self.predict_detailed(x, version, label, signature_name, model_name).value()
+
+    def predict_detailed(
+        self, x: Any, version: int | None = None, label: str | None = None,
+        signature_name: str | None = None, model_name: str | None = None,
+    ) -> PredictResult:
+        """Like :meth:`predict`, also telling which version answered."""
+        return self.client.predict_detailed(
+            x, model_name=model_name, version=version, label=label, signature_name=signature_name
+        )
+
+    def status(self, model_name: str | None = None) -> list[VersionStatus]:
+        """Every version the server knows of, newest first, with its state."""
+        return self.client.status(model_name)
+
+    def metadata(self, model_name: str | None = None, version: int | None = None,
+                 label: str | None = None) -> dict[str, Signature]:
+        """The served version's signatures."""
+        return self.client.metadata(model_name, version=version, label=label)
+
+    def wait_until_available(self, version: int | None = None, timeout: float = 60.0,
+                             model_name: str | None = None) -> int:
+        """Wait until ``version`` (or any version) of the model is AVAILABLE; return it."""
+        return self.client.wait_until_available(model_name, version, timeout)
+
+    # ---- config ------------------------------------------------------------------------------
+
+    def reload(self, models: Sequence[ModelConfig]) -> None:
+        """Send ``models`` as the server's whole config (``HandleReloadConfigRequest``)."""
+        models = validate(models)
+        with self._lock:
+            self.client.reload_config(models)
+            self._models = {m.name: m for m in models}
+
+    def _update(self, model_name: str | None, **changes: Any) -> ModelConfig:
+        with self._lock:
+            name = model_name or self.model_name
+            if name not in self._models:
+                raise ConfigError(f"No model {name!r} here; served: {sorted(self._models)}")
+            updated = dataclasses.replace(self._models[name], **changes)
+            models = [updated if m.name == name else m for m in self._models.values()]
+        self.reload(models)
+        return updated
+
+    def set_version_policy(self, policy: PolicyLike, model_name: str | None = None, *,
+                           wait: bool = True, timeout: float = 60.0) -> None:
+        """Serve the versions ``policy`` selects: ``"latest"``, ``Latest(2)``, ``"all"``,
+        a version (pin it) or a list of versions. With ``wait``, return once the pinned
+        versions (or the newest one) are AVAILABLE."""
+        updated = self._update(model_name, version_policy=as_version_policy(policy))
+        if not wait:
+            return
+        if isinstance(updated.version_policy, Specific):
+            for version in updated.version_policy.versions:
+                self.wait_until_available(version, timeout, updated.name)
+        else:
+            self.wait_until_available(None, timeout, updated.name)
+
+    def set_labels(self, labels: Mapping[str, int], model_name: str | None = None) -> None:
+        """Make ``labels`` (e.g. ``{"stable": 1, "canary": 2}``) the model's version labels.
+        TF Serving only lets a label point at an AVAILABLE version; a refused move raises
+        ServingError (FAILED_PRECONDITION) and leaves the labels as they were."""
+        self._update(model_name, labels=dict(labels))
+
+    # ---- lifecycle ---------------------------------------------------------------------------
+
+    def logs(self, tail: int | None = None) -> str:
+        """The server's output (the last ``tail`` lines if given)."""
+        return self.process.logs(tail)
+
+    def stop(self) -> None:
+        """Stop the server and release everything it holds. Idempotent."""
+        self.client.close()
+        self.process.stop()
+
+    def __enter__(self) -> ModelServer:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
+    def __repr__(self) -> str:
+        state = "running" if self.process.alive() else "stopped"
+        return (f"<ModelServer {self.backend} {state} models={sorted(self._models)} "
+                f"grpc={self.grpc_address} rest={self.rest_url}>")
+
+    def _repr_html_(self) -> str:
+        alive = self.process.alive()
+        rows = []
+        for name, config in self.models.items():
+            versions = "—"
+            if alive:
+                try:
+                    versions = ", ".join(f"v{s.version} {s.state}" for s in self.status(name))
+                except Exception as exc:  # show the problem instead of failing the repr
+                    versions = f"status unavailable: {exc}"
+            labels = ", ".join(f"{k}→v{v}" for k, v in config.labels.items()) or "—"
+            rows.append(
+                f"<tr><td><b>{html.escape(name)}</b></td><td>{html.escape(str(config.version_policy))}"
+                f"</td><td>{html.escape(labels)}</td><td>{html.escape(versions)}</td></tr>"
+            )
+        facts = " · ".join(
+            f"{html.escape(k)}: <code>{html.escape(v)}</code>"
+            for k, v in self.process.describe().items()
+        )
+        badge = ("<span style='color:#1a7f37'>● running</span>" if alive
+                 else "<span style='color:#999'>● stopped</span>")
+        return (
+            f"<div><b>ModelServer</b> {badge}<br><small>{facts}</small>"
+            "<table><thead><tr><th>model</th><th>policy</th><th>labels</th><th>versions</th>"
+            f"</tr></thead><tbody>{''.join(rows)}</tbody></table></div>"
+        )

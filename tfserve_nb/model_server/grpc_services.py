@@ -1,0 +1,79 @@
+"""gRPC front-end: ``PredictionService`` and ``ModelService`` servicers and the server.
+
+Servicers keep the proto's service and method names. Every ``ServingStatusError`` becomes a gRPC
+status with the same code and TF Serving's (truncated) text; anything unexpected becomes INTERNAL
+with its message, and the server keeps serving.
+"""
+
+from __future__ import annotations
+
+import functools
+import logging
+from collections.abc import Callable
+from concurrent import futures
+from typing import Any
+
+import grpc
+from tensorflow_serving.apis import model_service_pb2_grpc, prediction_service_pb2_grpc
+
+from ..core.status import Code, ServingStatusError, truncate_message
+from . import service_impls
+from .server_core import ServerCore
+
+log = logging.getLogger(__name__)
+
+MAX_MESSAGE_BYTES = 2**31 - 1
+"""Like ``tensorflow_model_server``, accept messages of any size (gRPC's default is 4 MB)."""
+
+
+def _rpc(impl: Callable[[ServerCore, Any], Any]) -> Callable[[Any, Any, grpc.ServicerContext], Any]:
+    @functools.wraps(impl)
+    def method(self: Any, request: Any, context: grpc.ServicerContext) -> Any:
+        try:
+            return impl(self.core, request)
+        except ServingStatusError as exc:
+            code, message = exc.code, exc.message
+        except Exception as exc:  # a bug must not take the server down
+            log.exception("%s failed", impl.__name__)
+            code, message = Code.INTERNAL, f"{type(exc).__name__}: {exc}"
+        context.abort(grpc.StatusCode[code.name], truncate_message(message))
+
+    return method
+
+
+class PredictionServiceServicer(prediction_service_pb2_grpc.PredictionServiceServicer):
+    def __init__(self, core: ServerCore) -> None:
+        self.core = core
+
+    Predict = _rpc(service_impls.predict)
+    GetModelMetadata = _rpc(service_impls.get_model_metadata)
+
+
+class ModelServiceServicer(model_service_pb2_grpc.ModelServiceServicer):
+    def __init__(self, core: ServerCore) -> None:
+        self.core = core
+
+    GetModelStatus = _rpc(service_impls.get_model_status)
+    HandleReloadConfigRequest = _rpc(service_impls.handle_reload_config_request)
+
+
+def create_server(core: ServerCore, address: str, max_workers: int = 16) -> tuple[grpc.Server, int]:
+    """A started gRPC server bound to ``address`` (``host:port``; port 0 picks a free one).
+    Returns the server and the bound port. Stop it with ``server.stop(grace)``."""
+    server = grpc.server(
+        futures.ThreadPoolExecutor(max_workers, thread_name_prefix="grpc"),
+        options=[
+            ("grpc.max_send_message_length", MAX_MESSAGE_BYTES),
+            ("grpc.max_receive_message_length", MAX_MESSAGE_BYTES),
+            ("grpc.so_reuseport", 0),
+        ],
+    )
+    prediction_service_pb2_grpc.add_PredictionServiceServicer_to_server(
+        PredictionServiceServicer(core), server
+    )
+    model_service_pb2_grpc.add_ModelServiceServicer_to_server(ModelServiceServicer(core), server)
+    port = server.add_insecure_port(address)
+    if port == 0:
+        raise OSError(f"Could not bind the gRPC server to {address}")
+    server.start()
+    return server, port

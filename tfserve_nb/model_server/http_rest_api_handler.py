@@ -1,0 +1,229 @@
+"""REST front-end: routes ``/v1/models/...`` requests to the server core.
+
+After TF Serving's ``http_rest_api_handler.cc``, ``http_rest_api_util.cc`` and ``http_server.cc``:
+the same routes (case-insensitive, names and labels URL-decoded), the same JSON bodies, and errors
+as ``{"error": "..."}`` with the HTTP status of their code. :meth:`HttpRestApiHandler.process`
+is transport-free (method, path, headers, body in; status, headers, body out) so it is testable
+without sockets; :mod:`.http_server` puts it on a socket.
+"""
+
+from __future__ import annotations
+
+import gzip
+import logging
+import re
+import zlib
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from typing import Any
+from urllib.parse import unquote
+
+from google.protobuf import json_format
+from tensorflow_serving.apis import get_model_metadata_pb2, get_model_status_pb2
+
+from ..core.status import (
+    HTTP_STATUS,
+    Code,
+    ServingStatusError,
+    failed_precondition,
+    invalid_argument,
+    truncate_message,
+)
+from . import json_tensor, predict_util, service_impls
+from .server_core import ServerCore
+
+log = logging.getLogger(__name__)
+
+_PREDICTION_API = re.compile(
+    r"/v1/models/([^/:]+)(?:(?:/versions/(\d+))|(?:/labels/([^/:]+)))?:(classify|regress|predict)",
+    re.IGNORECASE,
+)
+_MODEL_STATUS_API = re.compile(
+    r"/v1/models(?:/([^/:]+))?(?:(?:/versions/(\d+))|(?:/labels/([^/:]+)))?(?:/(metadata))?",
+    re.IGNORECASE,
+)
+_HANDLED_PATH = re.compile(r"/v1/.*", re.IGNORECASE)
+JSON_HEADERS = (("Content-Type", "application/json"),)
+CORS_HEADERS = (
+    ("Access-Control-Allow-Origin", "*"),
+    ("Access-Control-Allow-Methods", "POST, GET"),
+    ("Access-Control-Allow-Headers", "Content-Type"),
+)
+
+
+@dataclass
+class RestResponse:
+    status: int
+    body: bytes
+    headers: list[tuple[str, str]] = field(default_factory=list)
+    model_name: str = ""
+    method: str = ""
+    code: Code = Code.OK
+
+
+def _proto_json(message: Any) -> str:
+    return json_format.MessageToJson(
+        message, always_print_fields_with_no_presence=True, indent=1
+    )
+
+
+def _int_version(text: str) -> int:
+    try:
+        return int(text)
+    except ValueError:
+        raise invalid_argument(f"Failed to convert version: {text} to numeric.") from None
+
+
+class HttpRestApiHandler:
+    """Answers REST requests against ``core``. Thread-safe.
+
+    ``extra_routes`` maps exact GET paths (e.g. the Prometheus metrics path) to callables
+    returning ``(content_type, body)``.
+    """
+
+    def __init__(
+        self,
+        core: ServerCore,
+        *,
+        enable_cors: bool = False,
+        extra_routes: Mapping[str, Callable[[], tuple[str, bytes]]] | None = None,
+    ) -> None:
+        self.core = core
+        self.enable_cors = enable_cors
+        self.extra_routes = dict(extra_routes or {})
+
+    def process(
+        self, method: str, path: str, headers: Mapping[str, str], body: bytes
+    ) -> RestResponse:
+        """Handle one request; never raises."""
+        path = path.split("?", 1)[0]
+        if method == "GET" and path in self.extra_routes:
+            content_type, payload = self.extra_routes[path]()
+            return RestResponse(200, payload, [("Content-Type", content_type)])
+        if method != "OPTIONS" and not _HANDLED_PATH.fullmatch(path):
+            return RestResponse(404, b"<html><body>Not Found</body></html>",
+                                [("Content-Type", "text/html")])
+        response = RestResponse(200, b"", list(JSON_HEADERS))
+        try:
+            if method == "OPTIONS":
+                if not re.search(r"https?://", headers.get("Origin", "")):
+                    raise failed_precondition("Origin header is missing in CORS preflight")
+            else:
+                response.body = self._dispatch(method, path, headers, body, response)
+        except ServingStatusError as exc:
+            response.code = exc.code
+            response.body = json_tensor.encode_error(truncate_message(exc.message))
+        except Exception as exc:  # a bug must not take the server down
+            log.exception("REST %s %s failed", method, path)
+            response.code = Code.INTERNAL
+            response.body = json_tensor.encode_error(f"{type(exc).__name__}: {exc}")
+        response.status = HTTP_STATUS[response.code]
+        if self.enable_cors:
+            response.headers.extend(CORS_HEADERS)
+        return response
+
+    def _dispatch(
+        self,
+        method: str,
+        path: str,
+        headers: Mapping[str, str],
+        body: bytes,
+        response: RestResponse,
+    ) -> bytes:
+        malformed = invalid_argument(f"Malformed request: {method} {path}")
+        if method == "POST":
+            match = _PREDICTION_API.fullmatch(path)
+            if not match:
+                raise malformed
+            name, version_text, label, api = match.groups()
+            subresource = None
+        elif method == "GET":
+            match = _MODEL_STATUS_API.fullmatch(path)
+            if not match:
+                raise malformed
+            name, version_text, label, subresource = match.groups()
+            api = "metadata" if subresource else "status"
+        else:
+            raise malformed
+        name = unquote(name or "")
+        label = unquote(label) if label else None
+        version = _int_version(version_text) if version_text else None
+        response.model_name, response.method = name, api.lower()
+        if version is not None and label is not None:
+            raise invalid_argument(
+                f"Both model version ({version}) and model version label ({label}) "
+                "cannot be supplied."
+            )
+        if method == "GET":
+            if not name:
+                raise invalid_argument("Missing model name in request.")
+            return self._metadata(name, version, label) if subresource else self._status(
+                name, version
+            )
+        body = _decompress(body, headers.get("Content-Encoding", ""))
+        if response.method == "predict":
+            return self._predict(name, version, label, body)
+        return self._classify_or_regress(response.method, name, version, label, body)
+
+    def _status(self, name: str, version: int | None) -> bytes:
+        request = get_model_status_pb2.GetModelStatusRequest()
+        request.model_spec.name = name
+        if version is not None:
+            request.model_spec.version.value = version
+        return _proto_json(service_impls.get_model_status(self.core, request)).encode()
+
+    def _metadata(self, name: str, version: int | None, label: str | None) -> bytes:
+        request = get_model_metadata_pb2.GetModelMetadataRequest(
+            metadata_field=[service_impls.SIGNATURE_DEF]
+        )
+        request.model_spec.name = name
+        if version is not None:
+            request.model_spec.version.value = version
+        if label is not None:
+            request.model_spec.version_label = label
+        result = service_impls.get_model_metadata(self.core, request)
+        signature_def_map = get_model_metadata_pb2.SignatureDefMap()
+        result.metadata[service_impls.SIGNATURE_DEF].Unpack(signature_def_map)
+        options = {"always_print_fields_with_no_presence": True, "preserving_proto_field_name": True,
+                   "indent": 1}
+        return (
+            "{\n"
+            f'"model_spec":{json_format.MessageToJson(result.model_spec, **options)},\n'
+            f'"metadata": {{"signature_def": '
+            f"{json_format.MessageToJson(signature_def_map, **options)}}}\n"
+            "}\n"
+        ).encode()
+
+    def _predict(self, name: str, version: int | None, label: str | None, body: bytes) -> bytes:
+        doc = json_tensor.parse_json(body)
+        signature_name = json_tensor.signature_name(doc)
+        with self.core.servable(name, version, label) as (served_version, servable):
+            key = signature_name or predict_util.DEFAULT_SERVING_SIGNATURE_DEF_KEY
+            signature = servable.signatures.get(key)
+            if signature is None:
+                raise invalid_argument(
+                    f'Serving signature name: "{key}" not found in signature def'
+                )
+            inputs, request_format = json_tensor.decode_predict_request(doc, signature)
+            result = predict_util.run_predict(served_version, servable, inputs, key)
+        return json_tensor.encode_predict_response(result.outputs, request_format)
+
+    def _classify_or_regress(
+        self, api: str, name: str, version: int | None, label: str | None, body: bytes
+    ) -> bytes:
+        raise ServingStatusError(
+            Code.UNIMPLEMENTED, f"The embedded server does not implement {api} yet"
+        )
+
+
+def _decompress(body: bytes, encoding: str) -> bytes:
+    """Request bodies may be gzip- or deflate-compressed (``Content-Encoding``)."""
+    encoding = encoding.strip().lower()
+    try:
+        if encoding == "gzip":
+            return gzip.decompress(body)
+        if encoding == "deflate":
+            return zlib.decompress(body)
+    except (OSError, zlib.error) as exc:
+        raise invalid_argument(f"Failed to decompress {encoding} request body: {exc}") from None
+    return body

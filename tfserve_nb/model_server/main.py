@@ -1,0 +1,253 @@
+"""``tensorflow_model_server``'s command line, for the embedded model server.
+
+``python -m tfserve_nb.model_server`` and ``tfserve-nb model-server`` take TF Serving's flags
+(``--flag=value``; booleans also as ``--flag`` alone) with its defaults and start-up checks, and
+exit non-zero with ``Failed to start server. Error: ...`` when the initial models do not load.
+Unknown flags are an error. Flags of ours, documented as extras:
+
+- ``--bind_address`` (default ``127.0.0.1``): the interface both ports bind to. Upstream binds
+  all interfaces; notebooks run on laptops and shared hosts, so we do not unless told to.
+- ``--ephemeral_ports``: bind gRPC and REST to free ports chosen by the OS (ignoring ``--port``
+  and ``--rest_api_port``), for tests and notebooks that run several servers.
+- ``--port_file=PATH``: once both front-ends listen, write ``{"grpc_port": P, "rest_port": Q}``
+  there (atomically), so a parent learns the bound ports.
+- ``--exit_on_stdin_eof``: exit when standard input closes, so a server started by a notebook
+  kernel dies with it, however the kernel ends.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import os
+import signal
+import sys
+import threading
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from .. import __version__
+from ..config import ModelConfig, parse_config_file
+from ..core.status import ServingStatusError
+from ..errors import ConfigError
+
+log = logging.getLogger("tfserve_nb.model_server")
+
+UNSUPPORTED_FLAGS = (
+    "grpc_socket_path",
+    "use_alts_credentials",
+    "ssl_config_file",
+    "platform_config_file",
+    "prefer_tflite_model",
+    "enable_profiler",
+    "thread_pool_factory_config_file",
+    "mixed_precision",
+    "skip_initialize_tpu",
+    "tensorflow_session_config_file",
+)
+"""Upstream flags whose features the embedded server does not have: setting one is an error
+that says so (use the docker backend for them)."""
+
+
+def _bool(text: str) -> bool:
+    lowered = text.lower()
+    if lowered in ("true", "1", "yes"):
+        return True
+    if lowered in ("false", "0", "no"):
+        return False
+    raise argparse.ArgumentTypeError(f"expected true or false, got {text!r}")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="tensorflow_model_server (tfserve-nb embedded)",
+        description="TF-Serving-compatible model server (embedded in tfserve-nb).",
+        allow_abbrev=False,
+    )
+
+    def flag(name: str, type_: Any, default: Any, help_: str) -> None:
+        if type_ is bool:
+            parser.add_argument(f"--{name}", type=_bool, nargs="?", const=True, default=default,
+                                help=help_)
+        else:
+            parser.add_argument(f"--{name}", type=type_, default=default, help=help_)
+
+    flag("port", int, 8500, "gRPC port; 0 disables gRPC over TCP")
+    flag("rest_api_port", int, 0, "REST port; 0 disables REST; must differ from --port")
+    flag("rest_api_num_threads", int, 0, "accepted; the REST server uses a thread per connection")
+    flag("rest_api_timeout_in_ms", int, 30000, "REST deadline; past it the answer is 504")
+    flag("rest_api_enable_cors_support", bool, False, "add CORS headers to REST answers")
+    flag("enable_batching", bool, False, "batch requests (see --batching_parameters_file)")
+    flag("batching_parameters_file", str, "", "BatchingParameters text proto")
+    flag("model_config_file", str, "", "ModelServerConfig text proto; overrides name/base path")
+    flag("model_config_file_poll_wait_seconds", int, 0, "re-read the config file; 0 = once")
+    flag("model_name", str, "default", "model name in single-model mode")
+    flag("model_base_path", str, "", "absolute path of the model's version directories")
+    flag("num_load_threads", int, 0, "threads loading versions (0 = 2)")
+    flag("num_unload_threads", int, 0, "accepted; unloads run on the load threads")
+    flag("max_num_load_retries", int, 5, "retries of a failed load")
+    flag("load_retry_interval_micros", int, 60_000_000, "wait between load retries")
+    flag("file_system_poll_wait_seconds", int, 1, "version directory polling period")
+    flag("flush_filesystem_caches", bool, True, "accepted; nothing to flush")
+    flag("tensorflow_session_parallelism", int, 0, "threads for both op pools (0 = auto)")
+    flag("tensorflow_intra_op_parallelism", int, 0, "intra-op threads (0 = auto)")
+    flag("tensorflow_inter_op_parallelism", int, 0, "inter-op threads (0 = auto)")
+    flag("saved_model_tags", str, "serve", "comma-separated tag set of the MetaGraph to load")
+    flag("grpc_channel_arguments", str, "", "accepted; not applied")
+    flag("grpc_max_threads", int, 0, "gRPC worker threads (0 = 4 per core, at least 16)")
+    flag("enable_model_warmup", bool, True, "replay assets.extra/tf_serving_warmup_requests")
+    flag("num_request_iterations_for_warmup", int, 1, "times each warmup record is replayed")
+    flag("monitoring_config_file", str, "", "MonitoringConfig text proto (Prometheus)")
+    flag("allow_version_labels_for_unavailable_models", bool, False,
+         "allow new labels to point at versions not yet AVAILABLE")
+    flag("enable_grpc_healthcheck_service", bool, False, "accepted; not served")
+    for name in UNSUPPORTED_FLAGS:
+        parser.add_argument(f"--{name}", default=None, help=argparse.SUPPRESS)
+    parser.add_argument("--version", action="version", version=f"tfserve-nb {__version__}")
+    extras = parser.add_argument_group("tfserve-nb extras")
+    extras.add_argument("--bind_address", default="127.0.0.1",
+                        help="interface both ports bind to (default 127.0.0.1)")
+    extras.add_argument("--ephemeral_ports", type=_bool, nargs="?", const=True, default=False,
+                        help="bind both front-ends to free ports chosen by the OS")
+    extras.add_argument("--port_file", default="", help="write the bound ports here as JSON")
+    extras.add_argument("--exit_on_stdin_eof", type=_bool, nargs="?", const=True, default=False,
+                        help="exit when standard input closes")
+    return parser
+
+
+@dataclass
+class StartupError(Exception):
+    """A flag combination ``tensorflow_model_server`` refuses; ``message`` is its text."""
+
+    message: str
+
+
+def check_flags(flags: argparse.Namespace) -> None:
+    """Upstream's start-up checks, with its texts."""
+    for name in UNSUPPORTED_FLAGS:
+        if getattr(flags, name) is not None:
+            raise StartupError(
+                f"--{name} is a tensorflow_model_server flag the embedded server does not "
+                "support; remove it, or use the docker backend (the real tensorflow/serving)"
+            )
+    if not flags.model_base_path and not flags.model_config_file:
+        raise StartupError(
+            "Both server_options.model_base_path and server_options.model_config_file are empty!"
+        )
+    if flags.port == 0 and not flags.ephemeral_ports:
+        raise StartupError(
+            "At least one of server_options.grpc_port or server_options.grpc_socket_path must "
+            "be set."
+        )
+    if flags.rest_api_port and flags.rest_api_port == flags.port and not flags.ephemeral_ports:
+        raise StartupError(
+            f"server_options.grpc_port ({flags.port}) and server_options.rest_api_port "
+            f"({flags.rest_api_port}) must be different"
+        )
+    if flags.batching_parameters_file and not flags.enable_batching:
+        raise StartupError(
+            "server_options.batching_parameters_file is set without setting "
+            "server_options.enable_batching to true."
+        )
+    if (
+        flags.tensorflow_intra_op_parallelism > 0
+        and flags.tensorflow_inter_op_parallelism > 0
+        and flags.tensorflow_session_parallelism > 0
+    ):
+        raise StartupError(
+            "Either configure server_options.tensorflow_session_parallelism or "
+            "(server_options.tensorflow_intra_op_parallelism, "
+            "server_options.tensorflow_inter_op_parallelism) separately. You cannot configure "
+            "all."
+        )
+
+
+def read_model_configs(flags: argparse.Namespace) -> list[ModelConfig]:
+    """The initial model list: the config file, or the single-model flags."""
+    if flags.model_config_file:
+        try:
+            with open(flags.model_config_file) as f:
+                text = f.read()
+        except OSError as exc:
+            raise StartupError(
+                f"NOT_FOUND: {flags.model_config_file}; {exc.strerror or exc}"
+            ) from None
+        return parse_config_file(text, flags.model_config_file)
+    return [ModelConfig(flags.model_name, flags.model_base_path)]
+
+
+def configure_tensorflow_threads(flags: argparse.Namespace) -> None:
+    import tensorflow as tf
+
+    intra = flags.tensorflow_intra_op_parallelism or flags.tensorflow_session_parallelism
+    inter = flags.tensorflow_inter_op_parallelism or flags.tensorflow_session_parallelism
+    if intra:
+        tf.config.threading.set_intra_op_parallelism_threads(intra)
+    if inter:
+        tf.config.threading.set_inter_op_parallelism_threads(inter)
+
+
+def _write_port_file(path: str, grpc_port: int, rest_port: int) -> None:
+    tmp = f"{path}.tmp-{os.getpid()}"
+    with open(tmp, "w") as f:
+        json.dump({"grpc_port": grpc_port, "rest_port": rest_port}, f)
+    os.replace(tmp, path)
+
+
+def _configure_logging() -> None:
+    logging.basicConfig(
+        level=logging.INFO,
+        stream=sys.stderr,
+        format="%(asctime)s.%(msecs)03d: %(levelname).1s %(name)s] %(message)s",
+        datefmt="%Y-%m-%d %H:%M:%S",
+    )
+
+
+def run(argv: Sequence[str] | None = None) -> int:
+    """Run the server until SIGTERM/SIGINT (or stdin EOF with ``--exit_on_stdin_eof``)."""
+    flags = build_parser().parse_args(argv)
+    _configure_logging()
+    try:
+        check_flags(flags)
+        configs = read_model_configs(flags)
+    except (StartupError, ConfigError) as exc:
+        message = exc.message if isinstance(exc, StartupError) else str(exc)
+        print(f"Failed to start server. Error: INVALID_ARGUMENT: {message}", flush=True)
+        return 255
+    from .server import Server
+
+    configure_tensorflow_threads(flags)
+    try:
+        server = Server.build_and_start(flags, configs)
+    except ServingStatusError as exc:
+        print(f"Failed to start server. Error: {exc.code.name}: {exc.message}", flush=True)
+        return 255
+    except OSError as exc:
+        print(f"Failed to start server. Error: UNAVAILABLE: {exc}", flush=True)
+        return 255
+    if flags.port_file:
+        _write_port_file(flags.port_file, server.grpc_port, server.rest_port)
+
+    done = threading.Event()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(sig, lambda *_: done.set())
+    if flags.exit_on_stdin_eof:
+        threading.Thread(target=_wait_for_eof, args=(done,), daemon=True).start()
+    done.wait()
+    log.info("Shutting down the model server")
+    server.stop()
+    return 0
+
+
+def _wait_for_eof(done: threading.Event) -> None:
+    try:
+        while sys.stdin.buffer.read(4096):
+            pass
+    finally:
+        done.set()
+
+
+if __name__ == "__main__":
+    sys.exit(run())

@@ -1,0 +1,108 @@
+"""The whole embedded server in one process: core, gRPC, REST, config-file polling.
+
+After TF Serving's ``model_servers/server.cc``: ``Server.build_and_start`` loads the initial
+models first and only then opens the ports, so a client that can connect can predict.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import threading
+from collections.abc import Sequence
+
+from ..config import ModelConfig, parse_config_file
+from ..core.status import ServingStatusError
+from ..errors import ConfigError
+from . import grpc_services, http_server
+from .http_rest_api_handler import HttpRestApiHandler
+from .server_core import ServerCore, ServerCoreOptions
+
+log = logging.getLogger("tfserve_nb.model_server")
+
+
+def core_options(flags: argparse.Namespace) -> ServerCoreOptions:
+    return ServerCoreOptions(
+        file_system_poll_wait_seconds=flags.file_system_poll_wait_seconds,
+        allow_version_labels_for_unavailable_models=(
+            flags.allow_version_labels_for_unavailable_models
+        ),
+        max_num_load_retries=flags.max_num_load_retries,
+        load_retry_interval_seconds=flags.load_retry_interval_micros / 1e6,
+        num_load_threads=flags.num_load_threads or 2,
+        saved_model_tags=tuple(t for t in flags.saved_model_tags.split(",") if t),
+    )
+
+
+class Server:
+    """A running embedded model server. ``stop`` is idempotent."""
+
+    def __init__(self, core: ServerCore) -> None:
+        self.core = core
+        self.grpc_port = 0
+        self.rest_port = 0
+        self._grpc: object | None = None
+        self._rest: http_server.RestServer | None = None
+        self._stop = threading.Event()
+
+    @classmethod
+    def build_and_start(
+        cls, flags: argparse.Namespace, configs: Sequence[ModelConfig]
+    ) -> Server:
+        """Load ``configs`` (blocking until AVAILABLE), then open the front-ends."""
+        server = cls(ServerCore.create(configs, core_options(flags)))
+        try:
+            server._start_front_ends(flags)
+        except BaseException:
+            server.stop()
+            raise
+        if flags.model_config_file and flags.model_config_file_poll_wait_seconds > 0:
+            threading.Thread(
+                target=server._poll_config_file,
+                args=(flags.model_config_file, flags.model_config_file_poll_wait_seconds),
+                name="config-file-poll",
+                daemon=True,
+            ).start()
+        return server
+
+    def _start_front_ends(self, flags: argparse.Namespace) -> None:
+        host = flags.bind_address
+        if flags.port or flags.ephemeral_ports:
+            port = 0 if flags.ephemeral_ports else flags.port
+            workers = flags.grpc_max_threads or 16
+            self._grpc, self.grpc_port = grpc_services.create_server(
+                self.core, f"{host}:{port}", workers
+            )
+            log.info("Running gRPC ModelServer at %s:%d ...", host, self.grpc_port)
+        if flags.rest_api_port or flags.ephemeral_ports:
+            port = 0 if flags.ephemeral_ports else flags.rest_api_port
+            api = HttpRestApiHandler(self.core, enable_cors=flags.rest_api_enable_cors_support)
+            self._rest, self.rest_port = http_server.create_server(api, host, port)
+            log.info("Exporting HTTP/REST API at:%s:%d ...", host, self.rest_port)
+
+    def _poll_config_file(self, path: str, wait_seconds: int) -> None:
+        last = None
+        while not self._stop.wait(wait_seconds):
+            try:
+                with open(path) as f:
+                    text = f.read()
+                if text == last:
+                    continue
+                last = text
+                configs = parse_config_file(text, path)
+                if configs != self.core.config:
+                    log.info("Config file %s changed; reloading", path)
+                    self.core.reload_config(configs)
+            except (OSError, ConfigError, ServingStatusError) as exc:
+                log.error("Failed to reload config file %s: %s", path, exc)
+
+    def stop(self, grace: float = 2.0) -> None:
+        self._stop.set()
+        if self._rest is not None:
+            self._rest.shutdown()
+            self._rest.server_close()
+            self._rest = None
+        if self._grpc is not None:
+            self._grpc.stop(grace).wait()  # type: ignore[attr-defined]
+            self._grpc = None
+        self.core.stop()
