@@ -1,0 +1,105 @@
+"""Generators of the tiny Keras models the tests serve.
+
+Only this code is committed, never the SavedModels: fixtures in ``conftest.py`` build the models
+once per test session and export them into temporary directories. Every generator is
+deterministic: the same arguments give the same weights (and so the same predictions).
+
+=================  ========================================  =====================================
+generator          inputs                                    outputs
+=================  ========================================  =====================================
+digits_classifier  ``pixels`` float32[?,64] (0..1)           ``output_0`` float32[?,10] softmax
+half_plus_two      ``x`` float32[?,1]                        ``y`` = 0.5·x + 1 + version, exactly
+multi_io_model     ``a`` float32[?,2], ``b`` float32[?,3]    ``sum`` [?,1], ``doubled`` [?,5]
+image_cnn          ``image`` float32[?,28,28,1]              ``output_0`` float32[?,10] softmax
+=================  ========================================  =====================================
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import keras
+import numpy as np
+
+
+@dataclass(frozen=True)
+class DigitsData:
+    """sklearn's bundled 8x8 digits (no download), scaled to 0..1 and split 75/25, stratified."""
+
+    x_train: np.ndarray
+    x_test: np.ndarray
+    y_train: np.ndarray
+    y_test: np.ndarray
+
+
+def digits_data() -> DigitsData:
+    """The same split on every call."""
+    from sklearn.datasets import load_digits
+    from sklearn.model_selection import train_test_split
+
+    x, y = load_digits(return_X_y=True)
+    x_train, x_test, y_train, y_test = train_test_split(
+        (x / 16.0).astype(np.float32), y, test_size=0.25, random_state=0, stratify=y
+    )
+    return DigitsData(x_train, x_test, y_train, y_test)
+
+
+def digits_classifier(
+    seed: int = 0, epochs: int = 5, hidden_units: int = 32
+) -> tuple[keras.Model, float]:
+    """A Dense classifier of :func:`digits_data` and its accuracy on the test split.
+
+    The defaults (88 % test accuracy, ~2 s) make version 1; ``epochs=20,
+    hidden_units=64`` (97 %, ~3.5 s) makes the "improved" version 2.
+    """
+    data = digits_data()
+    keras.utils.set_random_seed(seed)
+    pixels = keras.Input((64,), name="pixels")
+    hidden = keras.layers.Dense(hidden_units, activation="relu")(pixels)
+    model = keras.Model(pixels, keras.layers.Dense(10, activation="softmax")(hidden), name="digits")
+    model.compile("adam", "sparse_categorical_crossentropy", metrics=["accuracy"])
+    model.fit(data.x_train, data.y_train, epochs=epochs, batch_size=32, verbose=0)
+    _, accuracy = model.evaluate(data.x_test, data.y_test, verbose=0)
+    return model, float(accuracy)
+
+
+def half_plus_two(version: int = 1) -> keras.Model:
+    """TF Serving's ``half_plus_two`` test model: ``y = 0.5 * x + 1 + version``.
+
+    Version 1 is upstream's ``0.5 * x + 2``; version 2 adds 3, so the answering version shows
+    in the numbers (``x = 1.0`` gives ``2.5`` and ``3.5``). Every value is exact in float32.
+    """
+    x = keras.Input((1,), name="x")
+    y = keras.layers.Dense(
+        1,
+        kernel_initializer=keras.initializers.Constant(0.5),
+        bias_initializer=keras.initializers.Constant(1.0 + version),
+        name="y",
+    )(x)
+    return keras.Model(x, {"y": y}, name="half_plus_two")
+
+
+def multi_io_model() -> keras.Model:
+    """Two named inputs, two named outputs: ``sum`` = the sum of all five input values and
+    ``doubled`` = ``2 * concat(a, b)``; exact for small integers."""
+    a = keras.Input((2,), name="a")
+    b = keras.Input((3,), name="b")
+    both = keras.layers.Concatenate()([a, b])
+    total = keras.layers.Dense(1, kernel_initializer="ones", bias_initializer="zeros")(both)
+    doubled = keras.layers.Dense(
+        5,
+        kernel_initializer=keras.initializers.Identity(gain=2.0),
+        bias_initializer="zeros",
+    )(both)
+    return keras.Model({"a": a, "b": b}, {"sum": total, "doubled": doubled}, name="multi_io")
+
+
+def image_cnn(seed: int = 0) -> keras.Model:
+    """An untrained, seeded 28x28x1 CNN (1.4 k parameters) for benchmarks and batching tests."""
+    keras.utils.set_random_seed(seed)
+    image = keras.Input((28, 28, 1), name="image")
+    h = keras.layers.Conv2D(8, 3, activation="relu")(image)
+    h = keras.layers.MaxPooling2D()(h)
+    h = keras.layers.Conv2D(16, 3, activation="relu")(h)
+    h = keras.layers.GlobalAveragePooling2D()(h)
+    return keras.Model(image, keras.layers.Dense(10, activation="softmax")(h), name="image_cnn")
