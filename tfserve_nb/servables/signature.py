@@ -55,7 +55,7 @@ class TensorSpec:
         return NUMPY_DTYPES.get(self.dtype)
 
     def describe(self) -> str:
-        """Short human form, e.g. ``float32[?,64]``."""
+        """Short human form, e.g. ``float[?,64]``."""
         name = self.dtype.removeprefix("DT_").lower()
         if self.shape is None:
             return f"{name}[...]"
