@@ -18,8 +18,9 @@ from tfserve_nb.errors import ConfigError, ServerStartError, ServingError
 
 @pytest.fixture
 def hp2(half_plus_two_base):
-    server = tfs.serve(half_plus_two_base, backend="embedded",
-                       extra_args=["--file_system_poll_wait_seconds=1"])
+    server = tfs.serve(
+        half_plus_two_base, backend="embedded", extra_args=["--file_system_poll_wait_seconds=1"]
+    )
     yield server
     server.stop()
 
@@ -27,7 +28,9 @@ def hp2(half_plus_two_base):
 def test_serve_predict_status_and_stop(hp2, half_plus_two_base):
     assert hp2.backend == "embedded"
     assert hp2.model_name == half_plus_two_base.name
-    assert hp2.grpc_address.startswith("127.0.0.1:") and hp2.rest_url.startswith("http://127.0.0.1:")
+    assert hp2.grpc_address.startswith("127.0.0.1:") and hp2.rest_url.startswith(
+        "http://127.0.0.1:"
+    )
     y = hp2.predict([[1.0], [2.0]])
     assert isinstance(y, np.ndarray) and y.ravel().tolist() == [2.5, 3.0]
     result = hp2.predict_detailed(np.array([[4.0]]))  # float64 in: cast to the signature's float32
@@ -57,8 +60,10 @@ def test_version_policy_and_labels(hp2, half_plus_two_base, half_plus_two_models
     with pytest.raises(ServingError) as exc:
         hp2.set_labels({"stable": 1, "canary": 3})
     assert exc.value.code == "FAILED_PRECONDITION"
-    assert exc.value.message == ("Request to assign label to version 3 of model "
-                                 f"{hp2.model_name}, which is not currently available for inference")
+    assert exc.value.message == (
+        "Request to assign label to version 3 of model "
+        f"{hp2.model_name}, which is not currently available for inference"
+    )
     assert hp2.models[hp2.model_name].labels == {"stable": 1, "canary": 2}  # unchanged
     hp2.set_labels({})
     hp2.set_version_policy(1)  # pin v1

@@ -23,9 +23,11 @@ def test_public_api_is_curated_and_resolves():
 
 
 def test_import_is_light():
-    code = ("import sys, tfserve_nb; "
-            "print(sorted(m for m in ('tensorflow', 'grpc', 'docker', 'ipywidgets', 'keras') "
-            "if m in sys.modules))")
+    code = (
+        "import sys, tfserve_nb; "
+        "print(sorted(m for m in ('tensorflow', 'grpc', 'docker', 'ipywidgets', 'keras') "
+        "if m in sys.modules))"
+    )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "[]"
 
@@ -43,7 +45,8 @@ def test_environment_yml_matches_the_pip_install():
     assert "-e ." in pip_section
     requirements = [r for r in pip_section if r != "-e ."]
     assert {k: v.replace(" ", "") for k, v in _names(requirements).items()} == {
-        k: v.split("#")[0].replace(" ", "") for k, v in _names(pip_install).items()}
+        k: v.split("#")[0].replace(" ", "") for k, v in _names(pip_install).items()
+    }
     python = next(p for p in conda_pins if p.startswith("python"))
     assert python.split("=")[1] >= project["requires-python"].lstrip(">=")
 
@@ -54,6 +57,9 @@ def test_readme_opens_with_the_two_commands_and_ci_runs_the_second():
     commands = [line.split("#")[0].strip() for line in block.strip().splitlines()]
     assert commands == ["./scripts/quickstart", "./scripts/test"]
     assert readme.index("```bash") < readme.index("\n## ")
-    ci = [line for line in (ROOT / ".ci" / "run").read_text().splitlines()
-          if line.strip() and not line.startswith(("#", "set ", "cd "))]
+    ci = [
+        line
+        for line in (ROOT / ".ci" / "run").read_text().splitlines()
+        if line.strip() and not line.startswith(("#", "set ", "cd "))
+    ]
     assert ci == ["./scripts/test"]

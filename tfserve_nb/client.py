@@ -34,8 +34,14 @@ from .servables.signature import Signature, TensorSpec
 MAX_MESSAGE_BYTES = 2**31 - 1
 """No 4 MB cap on messages (gRPC's default, a classic TF Serving trip-up)."""
 
-STATE_NAMES = {0: "UNKNOWN", 10: "START", 20: "LOADING", 30: "AVAILABLE", 40: "UNLOADING",
-               50: "END"}
+STATE_NAMES = {
+    0: "UNKNOWN",
+    10: "START",
+    20: "LOADING",
+    30: "AVAILABLE",
+    40: "UNLOADING",
+    50: "END",
+}
 
 
 @dataclass(frozen=True)
@@ -67,8 +73,10 @@ class PredictResult:
 def _spec_from_proto(alias: str, info: Any) -> TensorSpec:
     from tensorflow.core.framework import types_pb2
 
-    shape = None if info.tensor_shape.unknown_rank else tuple(
-        None if d.size < 0 else d.size for d in info.tensor_shape.dim
+    shape = (
+        None
+        if info.tensor_shape.unknown_rank
+        else tuple(None if d.size < 0 else d.size for d in info.tensor_shape.dim)
     )
     return TensorSpec(alias, types_pb2.DataType.Name(info.dtype), shape, info.name)
 
@@ -171,7 +179,11 @@ class ServingClient:
         return signatures[key]
 
     def _inputs(
-        self, x: Any, name: str, signature_name: str | None, version: int | None,
+        self,
+        x: Any,
+        name: str,
+        signature_name: str | None,
+        version: int | None,
         label: str | None,
     ) -> dict[str, np.ndarray]:
         cache_key = (name, signature_name or "serving_default")
@@ -220,8 +232,9 @@ class ServingClient:
         request.output_filter.extend(output_filter)
         response = self._call(self._predict_stub.Predict, request, timeout)
         outputs = {a: tensor_proto.to_ndarray(t) for a, t in sorted(response.outputs.items())}
-        served = response.model_spec.version.value if response.model_spec.HasField(
-            "version") else None
+        served = (
+            response.model_spec.version.value if response.model_spec.HasField("version") else None
+        )
         return PredictResult(outputs, served, response.model_spec.signature_name)
 
     def predict(self, x: Any, **kwargs: Any) -> np.ndarray | dict[str, np.ndarray]:
@@ -244,7 +257,9 @@ class ServingClient:
         arrays = self._inputs(x, name, signature_name, version, label)
         plain = {k: v.tolist() for k, v in arrays.items()}
         if columnar:
-            body: dict[str, Any] = {"inputs": plain if len(plain) > 1 else next(iter(plain.values()))}
+            body: dict[str, Any] = {
+                "inputs": plain if len(plain) > 1 else next(iter(plain.values()))
+            }
         elif len(plain) == 1:
             body = {"instances": next(iter(plain.values()))}
         else:
@@ -276,7 +291,9 @@ class ServingClient:
             raise ValueError("This client has no rest_url")
         data = None if body is None else json.dumps(body).encode()
         request = urllib.request.Request(
-            self.rest_url + path, data=data, method=method,
+            self.rest_url + path,
+            data=data,
+            method=method,
             headers={"Content-Type": "application/json"},
         )
         try:
@@ -290,8 +307,9 @@ class ServingClient:
                 message = payload.decode(errors="replace")
             raise ServingError(f"HTTP {exc.code}", message) from None
 
-    def status(self, model_name: str | None = None, version: int | None = None
-               ) -> list[VersionStatus]:
+    def status(
+        self, model_name: str | None = None, version: int | None = None
+    ) -> list[VersionStatus]:
         """``GetModelStatus``: the model's versions, newest first."""
         request = get_model_status_pb2.GetModelStatusRequest()
         self._fill_spec(request.model_spec, self._name(model_name), version, None, None)
@@ -313,7 +331,10 @@ class ServingClient:
         )
 
     def metadata(
-        self, model_name: str | None = None, *, version: int | None = None,
+        self,
+        model_name: str | None = None,
+        *,
+        version: int | None = None,
         label: str | None = None,
     ) -> dict[str, Signature]:
         """``GetModelMetadata``: the served version's signatures."""

@@ -60,8 +60,8 @@ def run(base_dir: str | None = None) -> dict[str, float]:
     base_path = os.path.join(base_dir, "digits")
     results: dict[str, float] = {}
 
-    done = _step("Train a classifier on scikit-learn's load_digits (v1: 8 hidden units, 3 epochs)")
-    model_v1, acc_v1, (x_test, y_test) = train_digits_classifier(hidden=8, epochs=3)
+    done = _step("Train a classifier on scikit-learn's load_digits (v1: 16 hidden units, 4 epochs)")
+    model_v1, acc_v1, (x_test, y_test) = train_digits_classifier(hidden=16, epochs=4)
     done(f"v1 test accuracy {acc_v1:.3f}")
 
     done = _step(f"Export v1 to {base_path}")
@@ -73,8 +73,10 @@ def run(base_dir: str | None = None) -> dict[str, float]:
     server = serve(base_path, backend="embedded", extra_args=["--file_system_poll_wait_seconds=1"])
     results["cold_start_s"] = time.perf_counter() - t0
     try:
-        done(f"gRPC {server.grpc_address}, REST {server.rest_url}, "
-             f"status {[(s.version, s.state) for s in server.status()]}")
+        done(
+            f"gRPC {server.grpc_address}, REST {server.rest_url}, "
+            f"status {[(s.version, s.state) for s in server.status()]}"
+        )
 
         done = _step("Predict 10 held-out digits over gRPC")
         answer = server.predict_detailed(x_test[:10])
@@ -95,15 +97,18 @@ def run(base_dir: str | None = None) -> dict[str, float]:
             time.sleep(0.01)
         results["switch_s"] = time.perf_counter() - t0
         stop()
-        done(f"v2 test accuracy {acc_v2:.3f}; server answered with v{version} "
-             f"{results['switch_s']:.2f} s after the export returned; during the switch "
-             f"{sum(answered.values())} requests answered ({dict(answered)}), {failures[0]} failed")
+        done(
+            f"v2 test accuracy {acc_v2:.3f}; server answered with v{version} "
+            f"{results['switch_s']:.2f} s after the export returned; during the switch "
+            f"{sum(answered.values())} requests answered ({dict(answered)}), {failures[0]} failed"
+        )
         results["failed_during_switch"] = failures[0]
 
         done = _step("Pin v1 back with a version policy (HandleReloadConfigRequest)")
         server.set_version_policy(1)
         answer = server.predict_detailed(x_test[:10])
-        done(f"now v{answer.version} answers; status {[(s.version, s.state) for s in server.status()]}")
+        states = [(s.version, s.state) for s in server.status()]
+        done(f"now v{answer.version} answers; status {states}")
 
         done = _step("Follow the latest version again")
         server.set_version_policy("latest")
@@ -114,9 +119,11 @@ def run(base_dir: str | None = None) -> dict[str, float]:
         done = _step("Stop the server")
         server.stop()
         done(f"stopped; alive={server.process.alive()}")
-    print(f"\nSummary: cold start {results['cold_start_s']:.2f} s, switch to v2 "
-          f"{results['switch_s']:.2f} s with {results['failed_during_switch']:.0f} failed "
-          f"requests; accuracy v1 {acc_v1:.3f} -> v2 {acc_v2:.3f}. Models kept in {base_path}.")
+    print(
+        f"\nSummary: cold start {results['cold_start_s']:.2f} s, switch to v2 "
+        f"{results['switch_s']:.2f} s with {results['failed_during_switch']:.0f} failed "
+        f"requests; accuracy v1 {acc_v1:.3f} -> v2 {acc_v2:.3f}. Models kept in {base_path}."
+    )
     return results
 
 

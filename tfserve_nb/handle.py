@@ -11,6 +11,7 @@ import dataclasses
 import html
 import os
 import threading
+import time
 from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
@@ -18,7 +19,7 @@ from .backends.base import Backend, ServerProcess
 from .client import PredictResult, ServingClient, VersionStatus
 from .config import ModelConfig, validate
 from .core.version_policy import All, Latest, Specific, VersionPolicy
-from .errors import ConfigError
+from .errors import ConfigError, ServerTimeoutError, ServingError
 from .servables.signature import Signature
 
 PolicyLike = VersionPolicy | str | int | Iterable[int]
@@ -64,7 +65,9 @@ def _model_configs(
     if version_policy is not None:
         if len(configs) != 1:
             raise ConfigError("version_policy= applies to a single model; set it per ModelConfig")
-        configs = [dataclasses.replace(configs[0], version_policy=as_version_policy(version_policy))]
+        configs = [
+            dataclasses.replace(configs[0], version_policy=as_version_policy(version_policy))
+        ]
     return validate(configs)
 
 
@@ -172,16 +175,24 @@ class ModelServer:
     # ---- requests ----------------------------------------------------------------------------
 
     def predict(
-        self, x: Any, version: int | None = None, label: str | None = None,
-        signature_name: str | None = None, model_name: str | None = None,
+        self,
+        x: Any,
+        version: int | None = None,
+        label: str | None = None,
+        signature_name: str | None = None,
+        model_name: str | None = None,
     ) -> Any:
         """Predict over gRPC: numpy or lists in, numpy out (a dict when there are several
         outputs)."""
         return self.predict_detailed(x, version, label, signature_name, model_name).value()
 
     def predict_detailed(
-        self, x: Any, version: int | None = None, label: str | None = None,
-        signature_name: str | None = None, model_name: str | None = None,
+        self,
+        x: Any,
+        version: int | None = None,
+        label: str | None = None,
+        signature_name: str | None = None,
+        model_name: str | None = None,
     ) -> PredictResult:
         """Like :meth:`predict`, also telling which version answered."""
         return self.client.predict_detailed(
@@ -192,13 +203,15 @@ class ModelServer:
         """Every version the server knows of, newest first, with its state."""
         return self.client.status(model_name)
 
-    def metadata(self, model_name: str | None = None, version: int | None = None,
-                 label: str | None = None) -> dict[str, Signature]:
+    def metadata(
+        self, model_name: str | None = None, version: int | None = None, label: str | None = None
+    ) -> dict[str, Signature]:
         """The served version's signatures."""
         return self.client.metadata(model_name, version=version, label=label)
 
-    def wait_until_available(self, version: int | None = None, timeout: float = 60.0,
-                             model_name: str | None = None) -> int:
+    def wait_until_available(
+        self, version: int | None = None, timeout: float = 60.0, model_name: str | None = None
+    ) -> int:
         """Wait until ``version`` (or any version) of the model is AVAILABLE; return it."""
         return self.client.wait_until_available(model_name, version, timeout)
 
@@ -221,8 +234,14 @@ class ModelServer:
         self.reload(models)
         return updated
 
-    def set_version_policy(self, policy: PolicyLike, model_name: str | None = None, *,
-                           wait: bool = True, timeout: float = 60.0) -> None:
+    def set_version_policy(
+        self,
+        policy: PolicyLike,
+        model_name: str | None = None,
+        *,
+        wait: bool = True,
+        timeout: float = 60.0,
+    ) -> None:
         """Serve the versions ``policy`` selects: ``"latest"``, ``Latest(2)``, ``"all"``,
         a version (pin it) or a list of versions. With ``wait``, return once the pinned
         versions (or the newest one) are AVAILABLE."""
@@ -233,7 +252,26 @@ class ModelServer:
             for version in updated.version_policy.versions:
                 self.wait_until_available(version, timeout, updated.name)
         else:
-            self.wait_until_available(None, timeout, updated.name)
+            self.wait_until_newest_available(timeout, updated.name)
+
+    def wait_until_newest_available(
+        self, timeout: float = 60.0, model_name: str | None = None
+    ) -> int:
+        """Wait until the highest version the server knows of is AVAILABLE (after a move to a
+        ``latest`` policy, an older one may answer until then); return it."""
+        deadline = time.monotonic() + timeout
+        while True:
+            newest = max(self.status(model_name), key=lambda s: s.version)
+            if newest.state == "AVAILABLE":
+                return newest.version
+            if newest.state == "END" and newest.error_code != "OK":
+                raise ServingError(newest.error_code, newest.error_message)
+            if time.monotonic() >= deadline:
+                raise ServerTimeoutError(
+                    f"version {newest.version} of model {model_name or self.model_name!r} did "
+                    f"not become AVAILABLE within {timeout:g} s; it is {newest.state}"
+                )
+            time.sleep(0.05)
 
     def set_labels(self, labels: Mapping[str, int], model_name: str | None = None) -> None:
         """Make ``labels`` (e.g. ``{"stable": 1, "canary": 2}``) the model's version labels.
@@ -260,8 +298,10 @@ class ModelServer:
 
     def __repr__(self) -> str:
         state = "running" if self.process.alive() else "stopped"
-        return (f"<ModelServer {self.backend} {state} models={sorted(self._models)} "
-                f"grpc={self.grpc_address} rest={self.rest_url}>")
+        return (
+            f"<ModelServer {self.backend} {state} models={sorted(self._models)} "
+            f"grpc={self.grpc_address} rest={self.rest_url}>"
+        )
 
     def _repr_html_(self) -> str:
         alive = self.process.alive()
@@ -282,8 +322,11 @@ class ModelServer:
             f"{html.escape(k)}: <code>{html.escape(v)}</code>"
             for k, v in self.process.describe().items()
         )
-        badge = ("<span style='color:#1a7f37'>● running</span>" if alive
-                 else "<span style='color:#999'>● stopped</span>")
+        badge = (
+            "<span style='color:#1a7f37'>● running</span>"
+            if alive
+            else "<span style='color:#999'>● stopped</span>"
+        )
         return (
             f"<div><b>ModelServer</b> {badge}<br><small>{facts}</small>"
             "<table><thead><tr><th>model</th><th>policy</th><th>labels</th><th>versions</th>"

@@ -34,8 +34,14 @@ class FakeLoader(Loader):
     """Loads a FakeServable scaled by the version number. ``gate`` (if given) holds the load
     until set; ``fail_times`` makes the first N loads raise."""
 
-    def __init__(self, servable_id: ServableId, path: str, *, gate: threading.Event | None = None,
-                 fail_times: int = 0) -> None:
+    def __init__(
+        self,
+        servable_id: ServableId,
+        path: str,
+        *,
+        gate: threading.Event | None = None,
+        fail_times: int = 0,
+    ) -> None:
         self.id = servable_id
         self.path = path
         self.gate = gate

@@ -45,6 +45,4 @@ def test_resource_preserving_unloads_first():
     assert policy.next_action([snap(1, READY, False), snap(2, NEW, True)]) == ServableAction(
         Action.UNLOAD, ServableId("m", 1)
     )
-    assert policy.next_action(
-        [snap(1, HarnessState.UNLOADING, False), snap(2, NEW, True)]
-    ) is None
+    assert policy.next_action([snap(1, HarnessState.UNLOADING, False), snap(2, NEW, True)]) is None

@@ -5,14 +5,13 @@ from __future__ import annotations
 import threading
 
 import pytest
+from core_fakes import FakeLoader
 
 from tfserve_nb.core.aspired_versions_manager import AspiredVersionsManager
 from tfserve_nb.core.servable_id import ServableData, ServableId
 from tfserve_nb.core.servable_state import ManagerState
 from tfserve_nb.core.servable_state_monitor import ServableStateMonitor
 from tfserve_nb.core.status import Code, ServingStatusError
-
-from core_fakes import FakeLoader
 
 WAIT = 30
 

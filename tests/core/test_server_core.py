@@ -4,14 +4,13 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+from core_fakes import FakeLoader
 
 from tfserve_nb.config import ModelConfig
 from tfserve_nb.core.servable_state import ManagerState
 from tfserve_nb.core.status import Code, ServingStatusError
 from tfserve_nb.core.version_policy import Specific
 from tfserve_nb.model_server.server_core import ServerCore, ServerCoreOptions
-
-from core_fakes import FakeLoader
 
 OPTIONS = ServerCoreOptions(file_system_poll_wait_seconds=0, max_num_load_retries=0)
 
@@ -53,15 +52,22 @@ def test_request_errors_have_upstream_texts(base):
     x = {"x": np.ones((1, 1), np.float32)}
     try:
         e = error(core.predict, "other", x)
-        assert (e.code, e.message) == (Code.NOT_FOUND, "Servable not found for request: Latest(other)")
+        assert (e.code, e.message) == (
+            Code.NOT_FOUND,
+            "Servable not found for request: Latest(other)",
+        )
         e = error(core.predict, "m", x, version=1)
         assert e.message == "Servable not found for request: Specific(m, 1)"
         e = error(core.predict, "m", x, label="stable")
         assert (e.code, e.message) == (
-            Code.INVALID_ARGUMENT, "Unrecognized servable version label: stable")
+            Code.INVALID_ARGUMENT,
+            "Unrecognized servable version label: stable",
+        )
         e = error(core.predict, "m", x, signature_name="nope")
         assert (e.code, e.message) == (
-            Code.FAILED_PRECONDITION, 'Serving signature key "nope" not found.')
+            Code.FAILED_PRECONDITION,
+            'Serving signature key "nope" not found.',
+        )
         e = error(core.predict, "m", {"x": x["x"], "z": x["x"]})
         assert e.message == (
             "input size does not match signature: 2!=1 len({x,z}) != len({x}). "
@@ -109,8 +115,12 @@ def test_labels_at_startup_need_the_flag(base):
     labelled = [ModelConfig("m", base, labels={"stable": 2})]
     e = error(create, labelled)
     assert e.code is Code.FAILED_PRECONDITION
-    core = create(labelled, ServerCoreOptions(
-        file_system_poll_wait_seconds=0, allow_version_labels_for_unavailable_models=True))
+    core = create(
+        labelled,
+        ServerCoreOptions(
+            file_system_poll_wait_seconds=0, allow_version_labels_for_unavailable_models=True
+        ),
+    )
     try:
         assert core.predict("m", {"x": np.ones((1, 1), np.float32)}, label="stable").version == 2
     finally:
@@ -119,7 +129,8 @@ def test_labels_at_startup_need_the_flag(base):
 
 def test_flag_exempts_only_new_or_unchanged_labels(base):
     options = ServerCoreOptions(
-        file_system_poll_wait_seconds=0, allow_version_labels_for_unavailable_models=True)
+        file_system_poll_wait_seconds=0, allow_version_labels_for_unavailable_models=True
+    )
     core = create([ModelConfig("m", base, labels={"canary": 2})], options)
     try:
         core.reload_config([ModelConfig("m", base, labels={"canary": 2, "future": 9})])
@@ -136,7 +147,8 @@ def test_reload_adds_and_removes_models(tmp_path, base):
         core.reload_config([ModelConfig("o", other)])
         assert core.predict("o", {"x": np.ones((1, 1), np.float32)}).version == 5
         assert core.monitor.wait_until(
-            lambda: core.monitor.versions("m")[2].state is ManagerState.END, 30)
+            lambda: core.monitor.versions("m")[2].state is ManagerState.END, 30
+        )
         e = error(core.predict, "m", {"x": np.ones((1, 1), np.float32)})
         assert e.code is Code.NOT_FOUND
     finally:
@@ -148,7 +160,8 @@ def test_config_validation_texts(base):
     assert e.message == "Illegal to list model m multiple times in config list"
     e = error(create, [ModelConfig("m", "relative/path")])
     assert e.message == (
-        "Expected model m to have an absolute path or URI; got base_path()=relative/path")
+        "Expected model m to have an absolute path or URI; got base_path()=relative/path"
+    )
 
 
 def test_failed_initial_load_reports_upstream_message(tmp_path):
@@ -161,5 +174,6 @@ def test_failed_initial_load_reports_upstream_message(tmp_path):
     assert e.code is Code.UNKNOWN
     assert e.message.startswith(
         "1 model(s) did not become available: {{{name: bad version: 1} due to error: UNKNOWN: "
-        "injected failure 1")
+        "injected failure 1"
+    )
     assert e.message.endswith("}, }")

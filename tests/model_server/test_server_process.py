@@ -34,9 +34,15 @@ class ServerProcess:
         self.log_path = tmp_path / "server.log"
         with open(self.log_path, "wb") as log:
             self.popen = subprocess.Popen(
-                [sys.executable, "-m", "tfserve_nb.model_server", *flags,
-                 f"--port_file={self.port_file}"],
-                stdout=log, stderr=subprocess.STDOUT,
+                [
+                    sys.executable,
+                    "-m",
+                    "tfserve_nb.model_server",
+                    *flags,
+                    f"--port_file={self.port_file}",
+                ],
+                stdout=log,
+                stderr=subprocess.STDOUT,
             )
         deadline = time.monotonic() + STARTUP_DEADLINE
         while not self.port_file.exists():
@@ -53,7 +59,8 @@ class ServerProcess:
 
     def rest(self, method: str, path: str, body: bytes | None = None) -> tuple[int, dict]:
         request = urllib.request.Request(
-            f"http://127.0.0.1:{self.rest_port}{path}", data=body, method=method)
+            f"http://127.0.0.1:{self.rest_port}{path}", data=body, method=method
+        )
         try:
             with urllib.request.urlopen(request, timeout=30) as reply:
                 return reply.status, json.loads(reply.read())
@@ -74,8 +81,12 @@ class ServerProcess:
 def half_plus_two_server(tmp_path, half_plus_two_base):
     port, rest_port = free_port(), free_port()
     server = ServerProcess(
-        tmp_path, f"--port={port}", f"--rest_api_port={rest_port}", "--model_name=hp2",
-        f"--model_base_path={half_plus_two_base}", "--file_system_poll_wait_seconds=1",
+        tmp_path,
+        f"--port={port}",
+        f"--rest_api_port={rest_port}",
+        "--model_name=hp2",
+        f"--model_base_path={half_plus_two_base}",
+        "--file_system_poll_wait_seconds=1",
     )
     assert (server.grpc_port, server.rest_port) == (port, rest_port)
     yield server
@@ -113,17 +124,21 @@ def test_canonical_client_gets_in_process_numbers(half_plus_two_server, half_plu
 
 def test_rest_predict_status_and_metadata(half_plus_two_server):
     server = half_plus_two_server
-    status, body = server.rest("POST", "/v1/models/hp2:predict",
-                               b'{"instances": [[1.0], [2.0]]}')
+    status, body = server.rest("POST", "/v1/models/hp2:predict", b'{"instances": [[1.0], [2.0]]}')
     assert (status, body) == (200, {"predictions": [[2.5], [3.0]]})
-    status, body = server.rest("POST", "/v1/models/hp2/versions/1:predict",
-                               b'{"inputs": [[4.0]]}')
+    status, body = server.rest("POST", "/v1/models/hp2/versions/1:predict", b'{"inputs": [[4.0]]}')
     assert (status, body) == (200, {"outputs": [[4.0]]})
     status, body = server.rest("GET", "/v1/models/hp2")
     assert status == 200
-    assert body == {"model_version_status": [
-        {"version": "1", "state": "AVAILABLE", "status": {"error_code": "OK", "error_message": ""}}
-    ]}
+    assert body == {
+        "model_version_status": [
+            {
+                "version": "1",
+                "state": "AVAILABLE",
+                "status": {"error_code": "OK", "error_message": ""},
+            }
+        ]
+    }
     status, body = server.rest("GET", "/v1/models/hp2/metadata")
     assert status == 200
     assert body["model_spec"] == {"name": "hp2", "signature_name": "", "version": "1"}
@@ -157,17 +172,26 @@ def test_errors_keep_the_server_serving(half_plus_two_server):
         return exc.value.code(), exc.value.details()
 
     assert grpc_error(name="nope") == (
-        grpc.StatusCode.NOT_FOUND, "Servable not found for request: Latest(nope)")
+        grpc.StatusCode.NOT_FOUND,
+        "Servable not found for request: Latest(nope)",
+    )
     assert grpc_error(version=7) == (
-        grpc.StatusCode.NOT_FOUND, "Servable not found for request: Specific(hp2, 7)")
+        grpc.StatusCode.NOT_FOUND,
+        "Servable not found for request: Specific(hp2, 7)",
+    )
     assert grpc_error(label="canary") == (
-        grpc.StatusCode.INVALID_ARGUMENT, "Unrecognized servable version label: canary")
+        grpc.StatusCode.INVALID_ARGUMENT,
+        "Unrecognized servable version label: canary",
+    )
     assert grpc_error(signature="nope") == (
-        grpc.StatusCode.FAILED_PRECONDITION, 'Serving signature key "nope" not found.')
+        grpc.StatusCode.FAILED_PRECONDITION,
+        'Serving signature key "nope" not found.',
+    )
     assert grpc_error(inputs={"x": x, "z": x}) == (
         grpc.StatusCode.INVALID_ARGUMENT,
         "input size does not match signature: 2!=1 len({x,z}) != len({x}). Sent extra: {z}. "
-        "Missing but required: {}.")
+        "Missing but required: {}.",
+    )
     code, details = grpc_error(inputs={"x": np.ones((1, 1), np.int32)})
     assert code == grpc.StatusCode.INVALID_ARGUMENT and "int32" in details
 
@@ -177,10 +201,13 @@ def test_errors_keep_the_server_serving(half_plus_two_server):
     assert status == 400 and "a" in body["error"]
     status, body = server.rest("POST", "/v1/models/hp2:predict", b'{"instances": [[1.0]')
     assert status == 400 and body["error"].startswith("JSON Parse error")
-    status, body = server.rest("POST", "/v1/models/hp2:predict",
-                               b'{"signature_name": "nope", "instances": [[1.0]]}')
+    status, body = server.rest(
+        "POST", "/v1/models/hp2:predict", b'{"signature_name": "nope", "instances": [[1.0]]}'
+    )
     assert (status, body) == (
-        400, {"error": 'Serving signature name: "nope" not found in signature def'})
+        400,
+        {"error": 'Serving signature name: "nope" not found in signature def'},
+    )
     status, body = server.rest("POST", "/v1/models/foo")
     assert (status, body) == (400, {"error": "Malformed request: POST /v1/models/foo"})
     status, body = server.rest("GET", "/v1/models")
@@ -225,26 +252,32 @@ def test_new_version_is_picked_up_while_requests_succeed(
     assert versions[0] == 1 and versions[-1] == 2
     # v1 answered until v2 took over: never an interleaving back to 1
     assert versions == sorted(versions)
-    status, body = server.rest("GET", "/v1/models/hp2")
+    _status, body = server.rest("GET", "/v1/models/hp2")
     states = {s["version"]: s["state"] for s in body["model_version_status"]}
     deadline = time.monotonic() + 30
     while states.get("1") != "END" and time.monotonic() < deadline:
         time.sleep(0.05)
-        states = {s["version"]: s["state"] for s in server.rest("GET", "/v1/models/hp2")[1][
-            "model_version_status"]}
+        states = {
+            s["version"]: s["state"]
+            for s in server.rest("GET", "/v1/models/hp2")[1]["model_version_status"]
+        }
     assert states == {"2": "AVAILABLE", "1": "END"}
 
 
 def test_startup_failures(tmp_path):
     def run(*flags):
-        done = subprocess.run([sys.executable, "-m", "tfserve_nb.model_server", *flags],
-                              capture_output=True, text=True, timeout=120)
+        done = subprocess.run(
+            [sys.executable, "-m", "tfserve_nb.model_server", *flags],
+            capture_output=True,
+            text=True,
+            timeout=120,
+        )
         return done.returncode, done.stdout + done.stderr
 
     code, out = run("--port=8500")
     assert code != 0 and (
-        "Both server_options.model_base_path and server_options.model_config_file are empty!"
-        in out)
+        "Both server_options.model_base_path and server_options.model_config_file are empty!" in out
+    )
     code, out = run("--no_such_flag=1", "--model_base_path=/x")
     assert code != 0 and "--no_such_flag" in out
     code, out = run("--model_base_path=/x", "--batching_parameters_file=/b")
@@ -252,8 +285,13 @@ def test_startup_failures(tmp_path):
     broken = tmp_path / "broken"
     (broken / "1").mkdir(parents=True)
     (broken / "1" / "saved_model.pb").write_bytes(b"not a protobuf")
-    code, out = run(f"--model_base_path={broken}", "--model_name=broken", "--port=0",
-                    "--ephemeral_ports", "--max_num_load_retries=0")
+    code, out = run(
+        f"--model_base_path={broken}",
+        "--model_name=broken",
+        "--port=0",
+        "--ephemeral_ports",
+        "--max_num_load_retries=0",
+    )
     assert code != 0
     assert "Failed to start server. Error: UNKNOWN: 1 model(s) did not become available" in out
     assert "{name: broken version: 1}" in out
@@ -265,12 +303,23 @@ def test_no_numeric_version_waits_and_logs_the_hint(tmp_path):
     port_file = tmp_path / "ports.json"
     with open(tmp_path / "log", "wb") as log:
         popen = subprocess.Popen(
-            [sys.executable, "-m", "tfserve_nb.model_server", f"--model_base_path={base}",
-             "--model_name=m", "--ephemeral_ports", f"--port_file={port_file}"],
-            stdout=log, stderr=subprocess.STDOUT)
+            [
+                sys.executable,
+                "-m",
+                "tfserve_nb.model_server",
+                f"--model_base_path={base}",
+                "--model_name=m",
+                "--ephemeral_ports",
+                f"--port_file={port_file}",
+            ],
+            stdout=log,
+            stderr=subprocess.STDOUT,
+        )
     try:
-        hint = (f"No versions of servable m found under base path {base}. Did you forget to "
-                "name your leaf directory as a number (eg. '/1/')?")
+        hint = (
+            f"No versions of servable m found under base path {base}. Did you forget to "
+            "name your leaf directory as a number (eg. '/1/')?"
+        )
         deadline = time.monotonic() + STARTUP_DEADLINE
         while hint not in (tmp_path / "log").read_text(errors="replace"):
             assert time.monotonic() < deadline, (tmp_path / "log").read_text()

@@ -36,8 +36,14 @@ def tail(text: str, lines: int | None) -> str:
 class EmbeddedProcess(ServerProcess):
     backend_name = "embedded"
 
-    def __init__(self, popen: subprocess.Popen[bytes], workdir: str, host: str,
-                 grpc_port: int, rest_port: int) -> None:
+    def __init__(
+        self,
+        popen: subprocess.Popen[bytes],
+        workdir: str,
+        host: str,
+        grpc_port: int,
+        rest_port: int,
+    ) -> None:
         self._popen = popen
         self._workdir = workdir
         self._host = host
@@ -129,7 +135,9 @@ class EmbeddedBackend(Backend):
             f.write(render_config_file(models))
         port_file = os.path.join(workdir, "ports.json")
         command = [
-            self.python, "-m", "tfserve_nb.model_server",
+            self.python,
+            "-m",
+            "tfserve_nb.model_server",
             f"--model_config_file={config_path}",
             "--ephemeral_ports",
             f"--port_file={port_file}",
@@ -141,8 +149,12 @@ class EmbeddedBackend(Backend):
         env.setdefault("TF_CPP_MIN_LOG_LEVEL", "1")
         with open(os.path.join(workdir, "server.log"), "wb") as log_file:
             popen = subprocess.Popen(
-                command, stdin=subprocess.PIPE, stdout=log_file, stderr=subprocess.STDOUT,
-                env=env, start_new_session=True,
+                command,
+                stdin=subprocess.PIPE,
+                stdout=log_file,
+                stderr=subprocess.STDOUT,
+                env=env,
+                start_new_session=True,
             )
         deadline = time.monotonic() + startup_timeout
         while not os.path.exists(port_file):
@@ -153,13 +165,17 @@ class EmbeddedBackend(Backend):
                     popen.kill()
                     popen.wait()
                 shutil.rmtree(workdir, ignore_errors=True)
-                reason = (f"exited with code {popen.returncode}" if exited
-                          else f"did not open its ports within {startup_timeout:g} s")
+                reason = (
+                    f"exited with code {popen.returncode}"
+                    if exited
+                    else f"did not open its ports within {startup_timeout:g} s"
+                )
                 raise ServerStartError(
                     f"The embedded model server {reason}", tail(logs, LOG_TAIL_LINES)
                 )
             time.sleep(0.02)
         with open(port_file) as f:
             ports = json.load(f)
-        return EmbeddedProcess(popen, workdir, self.bind_address, ports["grpc_port"],
-                               ports["rest_port"])
+        return EmbeddedProcess(
+            popen, workdir, self.bind_address, ports["grpc_port"], ports["rest_port"]
+        )

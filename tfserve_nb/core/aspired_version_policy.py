@@ -59,9 +59,7 @@ class AvailabilityPreservingPolicy:
         unaspired_ready = [
             v for v in versions if not v.is_aspired and v.state is HarnessState.READY
         ]
-        if unaspired_ready and (
-            not has_aspired or has_aspired_ready or len(unaspired_ready) > 1
-        ):
+        if unaspired_ready and (not has_aspired or has_aspired_ready or len(unaspired_ready) > 1):
             return ServableAction(Action.UNLOAD, unaspired_ready[0].id)
         load = _highest_new_aspired(versions)
         return ServableAction(Action.LOAD, load) if load else None

@@ -157,10 +157,15 @@ class AspiredVersionsManager:
         """Forget harnesses that are done and no longer aspired (caller holds the lock)."""
         stream = self._streams[name]
         for version, harness in list(stream.items()):
-            if not harness.is_aspired and not harness.in_flight and harness.state in (
-                HarnessState.DISABLED,
-                HarnessState.ERROR,
-                HarnessState.NEW,
+            if (
+                not harness.is_aspired
+                and not harness.in_flight
+                and harness.state
+                in (
+                    HarnessState.DISABLED,
+                    HarnessState.ERROR,
+                    HarnessState.NEW,
+                )
             ):
                 del stream[version]
 
@@ -177,7 +182,8 @@ class AspiredVersionsManager:
                     snapshot = [
                         VersionSnapshot(
                             h.id,
-                            HarnessState.LOADING if h.in_flight and h.state is HarnessState.NEW
+                            HarnessState.LOADING
+                            if h.in_flight and h.state is HarnessState.NEW
                             else h.state,
                             h.is_aspired,
                         )
@@ -213,8 +219,10 @@ class AspiredVersionsManager:
                 harness.servable = harness.loader.servable()
                 break
             except Exception as exc:  # any load failure is recorded, not raised
-                error = exc if isinstance(exc, ServingStatusError) else ServingStatusError(
-                    Code.UNKNOWN, str(exc) or type(exc).__name__
+                error = (
+                    exc
+                    if isinstance(exc, ServingStatusError)
+                    else ServingStatusError(Code.UNKNOWN, str(exc) or type(exc).__name__)
                 )
                 log.error("Loading servable: %s failed: %s", harness.id, error.message)
                 attempt += 1

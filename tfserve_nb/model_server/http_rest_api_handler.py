@@ -62,9 +62,7 @@ class RestResponse:
 
 
 def _proto_json(message: Any) -> str:
-    return json_format.MessageToJson(
-        message, always_print_fields_with_no_presence=True, indent=1
-    )
+    return json_format.MessageToJson(message, always_print_fields_with_no_presence=True, indent=1)
 
 
 def _int_version(text: str) -> int:
@@ -101,8 +99,9 @@ class HttpRestApiHandler:
             content_type, payload = self.extra_routes[path]()
             return RestResponse(200, payload, [("Content-Type", content_type)])
         if method != "OPTIONS" and not _HANDLED_PATH.fullmatch(path):
-            return RestResponse(404, b"<html><body>Not Found</body></html>",
-                                [("Content-Type", "text/html")])
+            return RestResponse(
+                404, b"<html><body>Not Found</body></html>", [("Content-Type", "text/html")]
+            )
         response = RestResponse(200, b"", list(JSON_HEADERS))
         try:
             if method == "OPTIONS":
@@ -157,8 +156,8 @@ class HttpRestApiHandler:
         if method == "GET":
             if not name:
                 raise invalid_argument("Missing model name in request.")
-            return self._metadata(name, version, label) if subresource else self._status(
-                name, version
+            return (
+                self._metadata(name, version, label) if subresource else self._status(name, version)
             )
         body = _decompress(body, headers.get("Content-Encoding", ""))
         if response.method == "predict":
@@ -184,8 +183,11 @@ class HttpRestApiHandler:
         result = service_impls.get_model_metadata(self.core, request)
         signature_def_map = get_model_metadata_pb2.SignatureDefMap()
         result.metadata[service_impls.SIGNATURE_DEF].Unpack(signature_def_map)
-        options = {"always_print_fields_with_no_presence": True, "preserving_proto_field_name": True,
-                   "indent": 1}
+        options = {
+            "always_print_fields_with_no_presence": True,
+            "preserving_proto_field_name": True,
+            "indent": 1,
+        }
         return (
             "{\n"
             f'"model_spec":{json_format.MessageToJson(result.model_spec, **options)},\n'

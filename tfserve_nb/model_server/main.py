@@ -69,8 +69,9 @@ def build_parser() -> argparse.ArgumentParser:
 
     def flag(name: str, type_: Any, default: Any, help_: str) -> None:
         if type_ is bool:
-            parser.add_argument(f"--{name}", type=_bool, nargs="?", const=True, default=default,
-                                help=help_)
+            parser.add_argument(
+                f"--{name}", type=_bool, nargs="?", const=True, default=default, help=help_
+            )
         else:
             parser.add_argument(f"--{name}", type=type_, default=default, help=help_)
 
@@ -100,20 +101,39 @@ def build_parser() -> argparse.ArgumentParser:
     flag("enable_model_warmup", bool, True, "replay assets.extra/tf_serving_warmup_requests")
     flag("num_request_iterations_for_warmup", int, 1, "times each warmup record is replayed")
     flag("monitoring_config_file", str, "", "MonitoringConfig text proto (Prometheus)")
-    flag("allow_version_labels_for_unavailable_models", bool, False,
-         "allow new labels to point at versions not yet AVAILABLE")
+    flag(
+        "allow_version_labels_for_unavailable_models",
+        bool,
+        False,
+        "allow new labels to point at versions not yet AVAILABLE",
+    )
     flag("enable_grpc_healthcheck_service", bool, False, "accepted; not served")
     for name in UNSUPPORTED_FLAGS:
         parser.add_argument(f"--{name}", default=None, help=argparse.SUPPRESS)
     parser.add_argument("--version", action="version", version=f"tfserve-nb {__version__}")
     extras = parser.add_argument_group("tfserve-nb extras")
-    extras.add_argument("--bind_address", default="127.0.0.1",
-                        help="interface both ports bind to (default 127.0.0.1)")
-    extras.add_argument("--ephemeral_ports", type=_bool, nargs="?", const=True, default=False,
-                        help="bind both front-ends to free ports chosen by the OS")
+    extras.add_argument(
+        "--bind_address",
+        default="127.0.0.1",
+        help="interface both ports bind to (default 127.0.0.1)",
+    )
+    extras.add_argument(
+        "--ephemeral_ports",
+        type=_bool,
+        nargs="?",
+        const=True,
+        default=False,
+        help="bind both front-ends to free ports chosen by the OS",
+    )
     extras.add_argument("--port_file", default="", help="write the bound ports here as JSON")
-    extras.add_argument("--exit_on_stdin_eof", type=_bool, nargs="?", const=True, default=False,
-                        help="exit when standard input closes")
+    extras.add_argument(
+        "--exit_on_stdin_eof",
+        type=_bool,
+        nargs="?",
+        const=True,
+        default=False,
+        help="exit when standard input closes",
+    )
     return parser
 
 

@@ -94,8 +94,10 @@ def check_input(spec: TensorSpec, index: int, array: np.ndarray) -> None:
     mismatches name the input and both shapes.
     """
     expected = NUMPY_DTYPES.get(spec.dtype)
-    if expected is not None and array.dtype != expected and not (
-        spec.dtype == "DT_STRING" and array.dtype.kind in "OS"
+    if (
+        expected is not None
+        and array.dtype != expected
+        and not (spec.dtype == "DT_STRING" and array.dtype.kind in "OS")
     ):
         got = "string" if array.dtype.kind in "OSU" else str(array.dtype)
         want = "string" if spec.dtype == "DT_STRING" else str(expected)

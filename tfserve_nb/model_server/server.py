@@ -46,9 +46,7 @@ class Server:
         self._stop = threading.Event()
 
     @classmethod
-    def build_and_start(
-        cls, flags: argparse.Namespace, configs: Sequence[ModelConfig]
-    ) -> Server:
+    def build_and_start(cls, flags: argparse.Namespace, configs: Sequence[ModelConfig]) -> Server:
         """Load ``configs`` (blocking until AVAILABLE), then open the front-ends."""
         server = cls(ServerCore.create(configs, core_options(flags)))
         try:

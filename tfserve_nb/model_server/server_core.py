@@ -120,9 +120,7 @@ class ServerCore:
             new_models = {c.name for c in configs} - set(self._config)
             self._config = {c.name: c for c in configs}
             since = self.monitor.sequence()
-            servables = [
-                ServableToMonitor(c.name, c.base_path, c.version_policy) for c in configs
-            ]
+            servables = [ServableToMonitor(c.name, c.base_path, c.version_policy) for c in configs]
             self._source.update_config(servables)
             if not self._started:
                 self._source.start()

@@ -56,8 +56,10 @@ def _tensor_spec(alias: str, info: Any) -> TensorSpec:
     from tensorflow.core.framework import types_pb2
 
     shape_proto = info.tensor_shape
-    shape = None if shape_proto.unknown_rank else tuple(
-        None if d.size < 0 else d.size for d in shape_proto.dim
+    shape = (
+        None
+        if shape_proto.unknown_rank
+        else tuple(None if d.size < 0 else d.size for d in shape_proto.dim)
     )
     return TensorSpec(alias, types_pb2.DataType.Name(info.dtype), shape, info.name)
 

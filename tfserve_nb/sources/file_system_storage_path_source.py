@@ -118,7 +118,9 @@ class FileSystemStoragePathSource:
                 log.error(
                     "FileSystemStoragePathSource encountered a filesystem access error: "
                     "Could not find base path %s for servable %s with error %s",
-                    base_path, name, exc.strerror or exc,
+                    base_path,
+                    name,
+                    exc.strerror or exc,
                 )
                 self._warned.add(name)
             return None
@@ -126,12 +128,12 @@ class FileSystemStoragePathSource:
             if name not in self._warned:
                 log.warning(
                     "No versions of servable %s found under base path %s. Did you forget to "
-                    "name your leaf directory as a number (eg. '/1/')?", name, base_path,
+                    "name your leaf directory as a number (eg. '/1/')?",
+                    name,
+                    base_path,
                 )
                 self._warned.add(name)
         else:
             self._warned.discard(name)
         chosen = servable.version_policy.select(found)
-        return [
-            ServableData(ServableId(name, v), found[v]) for v in sorted(chosen, reverse=True)
-        ]
+        return [ServableData(ServableId(name, v), found[v]) for v in sorted(chosen, reverse=True)]
