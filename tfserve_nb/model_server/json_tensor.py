@@ -1,0 +1,1434 @@
+"""The REST JSON codec: request bodies to numpy arrays, results to response bodies.
+
+This is TF Serving's ``tensorflow_serving/util/json_tensor.cc`` (with the rapidjson 1.1.0 reader
+and ``PrettyWriter`` it uses) redone in Python, so that clients see the same bytes and the same
+error texts as from ``tensorflow_model_server``:
+
+- :func:`parse_json` parses like rapidjson with ``kParseIterativeFlag | kParseNanAndInfFlag |
+  kParseStopWhenDoneFlag``: ``NaN``/``Infinity``/``-Infinity``/``Inf`` literals are accepted, a
+  leading UTF-8 byte order mark and anything after the top-level value are ignored, strings are
+  taken as raw bytes (no UTF-8 validation), nesting depth is unlimited, and a malformed body fails
+  with ``JSON Parse error: <rapidjson message> at offset: <byte offset>``. Python's C ``json``
+  parses the well-formed bodies; a faithful port of rapidjson's iterative reader takes over for
+  bodies that ``json`` rejects or that it would read differently (surrogate escapes, numbers too
+  big for a double, nesting deeper than Python's recursion limit).
+- :func:`decode_predict_request` implements ``FillPredictRequestFromJson``: the ``instances``
+  (row) and ``inputs`` (columnar) formats, dtypes taken from the signature, every error text.
+  The common case, a numeric input given as nested lists of numbers, is converted with one
+  ``np.asarray`` call after a type check of the leaves; only a request that fails that check is
+  walked element by element, to find the error upstream would report first.
+- :func:`encode_predict_response`, :func:`encode_classify_results`, :func:`encode_regress_results`
+  and :func:`encode_error` write what ``MakeJsonFromTensors``, ``MakeJsonFromClassificationResult``,
+  ``MakeJsonFromRegressionResult`` and ``MakeJsonFromStatus`` write, byte for byte, including
+  rapidjson's pretty layout (4-space indents, arrays on one line in row format) and upstream's
+  float format: 6 significant digits when they read back to the same value, else 9 (float) or 17
+  (double), ``.0`` appended to whole numbers, ``NaN``/``Infinity``/``-Infinity``.
+
+Error messages that wrap another status (``Failed to process element: ...Error: <status>``) print
+the inner status as ``absl::Status::ToString()`` does in TF Serving 2.x: ``INVALID_ARGUMENT: ...``.
+
+Deliberate deviations (all on malformed or unusual input):
+
+- Numbers are converted to doubles with correct rounding (rapidjson's default "normal precision"
+  conversion may differ in the last bit of a double; float32 results are the same in practice).
+- In error texts, doubles are printed from Python's shortest repr in rapidjson's layout
+  (rapidjson's Grisu2 is almost always shortest too).
+- An object with a repeated key keeps the last value (rapidjson's lookups find the first).
+- Signature inputs and response outputs are visited in sorted alias order (upstream visits a
+  protobuf map, whose order is unspecified): it decides which of several errors is reported
+  and the key order of multi-output responses.
+- A request tensor of rank above 64 (numpy's limit) fails with an INVALID_ARGUMENT of our own;
+  an empty tensor of a dtype numpy cannot hold (e.g. ``DT_BFLOAT16``) fails with the
+  UNIMPLEMENTED text a non-empty one gets upstream.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import itertools
+import json
+import math
+import re
+from collections.abc import Callable, Iterator
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+
+from tfserve_nb.core.status import ServingStatusError, invalid_argument, unimplemented
+from tfserve_nb.servables.signature import NUMPY_DTYPES, Signature
+
+if TYPE_CHECKING:
+    from tensorflow_serving.apis.classification_pb2 import ClassificationResult
+    from tensorflow_serving.apis.input_pb2 import Input
+    from tensorflow_serving.apis.regression_pb2 import RegressionResult
+
+__all__ = [
+    "COLUMNAR",
+    "ROW",
+    "decode_examples",
+    "decode_predict_request",
+    "encode_classify_results",
+    "encode_error",
+    "encode_predict_response",
+    "encode_regress_results",
+    "parse_json",
+    "signature_name",
+]
+
+ROW = "row"
+"""Request format of ``{"instances": [...]}``; answered with ``{"predictions": ...}``."""
+COLUMNAR = "columnar"
+"""Request format of ``{"inputs": ...}``; answered with ``{"outputs": ...}``."""
+
+_INT64_MIN = -(2**63)
+_INT64_MAX = 2**63 - 1
+_UINT64_MAX = 2**64 - 1
+_INT32_MIN = -(2**31)
+_INT32_MAX = 2**31 - 1
+_UINT32_MAX = 2**32 - 1
+_MAX_DEBUG_STRING_BYTES = 256
+_NUMPY_MAX_DIMS = 64
+_INDENT = "    "
+
+
+def _dtype_string(dtype: str) -> str:
+    """TensorFlow's ``DataTypeString``: ``DT_FLOAT`` -> ``float``, ``DT_HALF`` -> ``half``."""
+    return dtype.removeprefix("DT_").lower()
+
+
+def _to_bytes(text: str) -> bytes:
+    """UTF-8 bytes of ``text``; lone surrogates from undecodable input bytes become those bytes."""
+    try:
+        return text.encode("utf-8", "surrogateescape")
+    except UnicodeEncodeError:
+        return text.encode("utf-8", "surrogatepass")
+
+
+def _status_string(error: ServingStatusError) -> str:
+    """``absl::Status::ToString()``: ``INVALID_ARGUMENT: message``."""
+    return f"{error.code.name}: {error.message}"
+
+
+# --------------------------------------------------------------------------------------------
+# Writing: rapidjson's string escapes, number formats and PrettyWriter layout.
+
+_STRING_ESCAPES = {i: f"\\u{i:04X}" for i in range(0x20)}
+_STRING_ESCAPES.update(
+    {0x08: "\\b", 0x09: "\\t", 0x0A: "\\n", 0x0C: "\\f", 0x0D: "\\r", 0x22: '\\"', 0x5C: "\\\\"}
+)
+
+
+def _quote(text: str) -> str:
+    """A JSON string literal escaped as rapidjson's ``Writer::String`` does (non-ASCII kept)."""
+    return '"' + text.translate(_STRING_ESCAPES) + '"'
+
+
+def _rapidjson_double(value: float) -> str:
+    """A finite double as rapidjson's ``Writer::Double`` prints it (``1.0``, ``1e30``, ``1e-7``)."""
+    if value == 0:
+        return "-0.0" if math.copysign(1.0, value) < 0 else "0.0"
+    sign = "-" if value < 0 else ""
+    mantissa, _, exp_text = repr(abs(value)).partition("e")
+    int_part, _, frac_part = mantissa.partition(".")
+    all_digits = int_part + frac_part
+    k = (int(exp_text) if exp_text else 0) - len(frac_part)
+    stripped = all_digits.rstrip("0")
+    k += len(all_digits) - len(stripped)
+    digits = stripped.lstrip("0")
+    length = len(digits)
+    kk = length + k
+    if k >= 0 and kk <= 21:
+        text = digits + "0" * k + ".0"
+    elif 0 < kk <= 21:
+        text = digits[:kk] + "." + digits[kk:]
+    elif -6 < kk <= 0:
+        text = "0." + "0" * -kk + digits
+    elif length == 1:
+        text = f"{digits}e{kk - 1}"
+    else:
+        text = f"{digits[0]}.{digits[1:]}e{kk - 1}"
+    return sign + text
+
+
+def _json_type(value: Any) -> str:
+    """rapidjson's type name of a parsed value (``JsonTypeString``)."""
+    if value is None:
+        return "Null"
+    if value is True:
+        return "True"
+    if value is False:
+        return "False"
+    if isinstance(value, dict):
+        return "Object"
+    if isinstance(value, list):
+        return "Array"
+    if isinstance(value, str):
+        return "String"
+    return "Number"
+
+
+def _is_double(value: Any) -> bool:
+    """Whether rapidjson holds this parsed number as a double (not as a 64-bit integer)."""
+    return isinstance(value, float) or not _INT64_MIN <= value <= _UINT64_MAX
+
+
+def _scalar_token(value: Any) -> str | None:
+    """The debug-string token of a scalar; ``None`` where rapidjson's writer fails (NaN, inf)."""
+    if value is None:
+        return "null"
+    if value is True:
+        return "true"
+    if value is False:
+        return "false"
+    if isinstance(value, str):
+        return _quote(value)
+    if _is_double(value):
+        number = float(value)
+        return _rapidjson_double(number) if math.isfinite(number) else None
+    return str(value)
+
+
+_START_OBJECT, _END_OBJECT, _START_ARRAY, _END_ARRAY, _KEY, _SCALAR = range(6)
+
+
+def _events(value: Any) -> Iterator[tuple[int, Any]]:
+    """SAX events of ``value`` in document order, without recursion (values may nest deeply)."""
+    stack: list[Iterator[tuple[int, Any]]] = [iter(((_SCALAR, value),))]
+    while stack:
+        event = next(stack[-1], None)
+        if event is None:
+            stack.pop()
+            continue
+        kind, item = event
+        if kind == _SCALAR and isinstance(item, dict):
+            yield _START_OBJECT, None
+            stack.append(
+                itertools.chain(
+                    itertools.chain.from_iterable(
+                        ((_KEY, key), (_SCALAR, member)) for key, member in item.items()
+                    ),
+                    ((_END_OBJECT, None),),
+                )
+            )
+        elif kind == _SCALAR and isinstance(item, list):
+            yield _START_ARRAY, None
+            stack.append(
+                itertools.chain(((_SCALAR, element) for element in item), ((_END_ARRAY, None),))
+            )
+        else:
+            yield kind, item
+
+
+def _debug_string(value: Any) -> str:
+    """``JsonValueToDebugString``: a ``PrettyWriter`` with single-line arrays, cut off once the
+    output reaches 256 bytes (the event that crosses the limit is still written)."""
+    parts: list[str] = []
+    size = 0
+    levels: list[list[Any]] = []  # [in_array, value_count] per open container
+
+    def put(text: str) -> None:
+        nonlocal size
+        parts.append(text)
+        size += len(text) if text.isascii() else len(_to_bytes(text))
+
+    for kind, item in _events(value):
+        if size >= _MAX_DEBUG_STRING_BYTES:
+            break
+        if kind == _END_OBJECT:
+            if levels.pop()[1]:
+                put("\n" + _INDENT * len(levels))
+            put("}")
+            continue
+        if kind == _END_ARRAY:
+            levels.pop()
+            put("]")
+            continue
+        if levels:
+            level = levels[-1]
+            if level[0]:
+                if level[1]:
+                    put(", ")
+            else:
+                if level[1]:
+                    put(",\n" if level[1] % 2 == 0 else ": ")
+                else:
+                    put("\n")
+                if level[1] % 2 == 0:
+                    put(_INDENT * len(levels))
+            level[1] += 1
+        if kind == _START_OBJECT:
+            levels.append([False, 0])
+            put("{")
+        elif kind == _START_ARRAY:
+            levels.append([True, 0])
+            put("[")
+        else:
+            token = _quote(item) if kind == _KEY else _scalar_token(item)
+            if token is None:
+                break
+            put(token)
+    return "".join(parts)
+
+
+def _format_error(doc: Any, message: str) -> ServingStatusError:
+    """Upstream's ``FormatError``: ``JSON Value: <doc> <message>``."""
+    return invalid_argument(f"JSON Value: {_debug_string(doc)} {message}")
+
+
+# --------------------------------------------------------------------------------------------
+# Parsing.
+
+
+class _ParseError(Exception):
+    def __init__(self, message: str, offset: int) -> None:
+        super().__init__(message)
+        self.message = message
+        self.offset = offset
+
+
+_ERR_EMPTY = "The document is empty."
+_ERR_VALUE = "Invalid value."
+_ERR_MISS_NAME = "Missing a name for object member."
+_ERR_MISS_COLON = "Missing a colon after a name of object member."
+_ERR_MISS_COMMA_CURLY = "Missing a comma or '}' after an object member."
+_ERR_MISS_COMMA_SQUARE = "Missing a comma or ']' after an array element."
+_ERR_HEX = "Incorrect hex digit after \\u escape in string."
+_ERR_SURROGATE = "The surrogate pair in string is invalid."
+_ERR_ESCAPE = "Invalid escape character in string."
+_ERR_QUOTE = "Missing a closing quotation mark in string."
+_ERR_TOO_BIG = "Number too big to be stored in double."
+_ERR_FRACTION = "Miss fraction part in number."
+_ERR_EXPONENT = "Miss exponent in number."
+
+# Iterative parsing states and tokens, numbered as in rapidjson's reader.h.
+(
+    _S_START,
+    _S_FINISH,
+    _S_ERROR,
+    _S_OBJECT_INITIAL,
+    _S_MEMBER_KEY,
+    _S_KEY_VALUE_DELIMITER,
+    _S_MEMBER_VALUE,
+    _S_MEMBER_DELIMITER,
+    _S_OBJECT_FINISH,
+    _S_ARRAY_INITIAL,
+    _S_ELEMENT,
+    _S_ELEMENT_DELIMITER,
+    _S_ARRAY_FINISH,
+    _S_VALUE,
+) = range(14)
+_T_LBRACKET, _T_RBRACKET, _T_LCURLY, _T_RCURLY, _T_COMMA, _T_COLON = range(6)
+_T_STRING, _T_FALSE, _T_TRUE, _T_NULL, _T_NUMBER = range(6, 11)
+_TOKENS = {
+    ord("["): _T_LBRACKET,
+    ord("]"): _T_RBRACKET,
+    ord("{"): _T_LCURLY,
+    ord("}"): _T_RCURLY,
+    ord(","): _T_COMMA,
+    ord(":"): _T_COLON,
+    ord('"'): _T_STRING,
+    ord("f"): _T_FALSE,
+    ord("t"): _T_TRUE,
+    ord("n"): _T_NULL,
+}
+_E = _S_ERROR
+_VALUE_ROW = (_S_VALUE,) * 5
+_TRANSITIONS: tuple[tuple[int, ...], ...] = (
+    (_S_ARRAY_INITIAL, _E, _S_OBJECT_INITIAL, _E, _E, _E, *_VALUE_ROW),  # start
+    (_E,) * 11,  # finish
+    (_E,) * 11,  # error
+    (_E, _E, _E, _S_OBJECT_FINISH, _E, _E, _S_MEMBER_KEY, _E, _E, _E, _E),  # object initial
+    (_E, _E, _E, _E, _E, _S_KEY_VALUE_DELIMITER, _E, _E, _E, _E, _E),  # member key
+    (_S_ARRAY_INITIAL, _E, _S_OBJECT_INITIAL, _E, _E, _E, *(_S_MEMBER_VALUE,) * 5),  # k/v delim
+    (_E, _E, _E, _S_OBJECT_FINISH, _S_MEMBER_DELIMITER, _E, _E, _E, _E, _E, _E),  # member value
+    (_E, _E, _E, _S_OBJECT_FINISH, _E, _E, _S_MEMBER_KEY, _E, _E, _E, _E),  # member delimiter
+    (_E,) * 11,  # object finish
+    (_S_ARRAY_INITIAL, _S_ARRAY_FINISH, _S_OBJECT_INITIAL, _E, _E, _E, *(_S_ELEMENT,) * 5),
+    (_E, _S_ARRAY_FINISH, _E, _E, _S_ELEMENT_DELIMITER, _E, _E, _E, _E, _E, _E),  # element
+    (_S_ARRAY_INITIAL, _S_ARRAY_FINISH, _S_OBJECT_INITIAL, _E, _E, _E, *(_S_ELEMENT,) * 5),
+    (_E,) * 11,  # array finish
+    (_E,) * 11,  # value
+)
+_STATE_ERRORS = {
+    _S_START: _ERR_EMPTY,
+    _S_OBJECT_INITIAL: _ERR_MISS_NAME,
+    _S_MEMBER_DELIMITER: _ERR_MISS_NAME,
+    _S_MEMBER_KEY: _ERR_MISS_COLON,
+    _S_MEMBER_VALUE: _ERR_MISS_COMMA_CURLY,
+    _S_KEY_VALUE_DELIMITER: _ERR_VALUE,
+    _S_ARRAY_INITIAL: _ERR_VALUE,
+    _S_ELEMENT_DELIMITER: _ERR_VALUE,
+    _S_ELEMENT: _ERR_MISS_COMMA_SQUARE,
+}
+_SIMPLE_ESCAPES = {
+    ord('"'): b'"',
+    ord("\\"): b"\\",
+    ord("/"): b"/",
+    ord("b"): b"\b",
+    ord("f"): b"\f",
+    ord("n"): b"\n",
+    ord("r"): b"\r",
+    ord("t"): b"\t",
+}
+_WHITESPACE_RE = re.compile(rb"[ \t\n\r]*")
+_PLAIN_STRING_RE = re.compile(rb'[^"\\\x00-\x1f]*')
+_HEX_DIGITS = frozenset(b"0123456789abcdefABCDEF")
+_DIGITS = frozenset(b"0123456789")
+
+
+class _RapidJsonReader:
+    """rapidjson 1.1.0's ``IterativeParse`` over a byte buffer, building Python values.
+
+    Offsets in errors are byte offsets, as ``GetErrorOffset()`` reports them. A NUL byte reads as
+    the end of input, as in rapidjson's ``MemoryStream``.
+    """
+
+    def __init__(self, data: bytes) -> None:
+        self.data = data
+        self.pos = 0
+
+    def peek(self) -> int:
+        return self.data[self.pos] if self.pos < len(self.data) else 0
+
+    def consume(self, char: str) -> bool:
+        if self.peek() == ord(char):
+            self.pos += 1
+            return True
+        return False
+
+    def parse(self) -> Any:
+        for bom_byte in (0xEF, 0xBB, 0xBF):
+            if self.peek() == bom_byte:
+                self.pos += 1
+        # Each frame: [container, state to restore on close, pending member key].
+        frames: list[list[Any]] = []
+        root: Any = None
+        state = _S_START
+        self.pos = _WHITESPACE_RE.match(self.data, self.pos).end()  # type: ignore[union-attr]
+        while (char := self.peek()) != 0:
+            source = state
+            state = _TRANSITIONS[source][_TOKENS.get(char, _T_NUMBER)]
+            if state == _S_ERROR:
+                raise _ParseError(_STATE_ERRORS[source], self.pos)
+            if state in (_S_OBJECT_INITIAL, _S_ARRAY_INITIAL):
+                container: Any = {} if state == _S_OBJECT_INITIAL else []
+                if source in (_S_ARRAY_INITIAL, _S_ELEMENT_DELIMITER):
+                    frames[-1][0].append(container)
+                    restore = _S_ELEMENT
+                elif source == _S_KEY_VALUE_DELIMITER:
+                    frames[-1][0][frames[-1][2]] = container
+                    restore = _S_MEMBER_VALUE
+                else:
+                    root, restore = container, source
+                frames.append([container, restore, None])
+                self.pos += 1
+            elif state == _S_MEMBER_KEY:
+                frames[-1][2] = self.parse_string()
+            elif state == _S_MEMBER_VALUE:
+                frames[-1][0][frames[-1][2]] = self.parse_value()
+            elif state == _S_ELEMENT:
+                frames[-1][0].append(self.parse_value())
+            elif state in (_S_KEY_VALUE_DELIMITER, _S_MEMBER_DELIMITER, _S_ELEMENT_DELIMITER):
+                self.pos += 1
+            elif state in (_S_OBJECT_FINISH, _S_ARRAY_FINISH):
+                if source == _S_MEMBER_DELIMITER:
+                    raise _ParseError(_ERR_MISS_NAME, self.pos)
+                if source == _S_ELEMENT_DELIMITER:
+                    raise _ParseError(_ERR_VALUE, self.pos)
+                state = frames.pop()[1]
+                if state == _S_START:
+                    state = _S_FINISH
+                self.pos += 1
+            else:  # a scalar at the top level
+                root = self.parse_value()
+                state = _S_FINISH
+            if state == _S_FINISH:
+                return root
+            self.pos = _WHITESPACE_RE.match(self.data, self.pos).end()  # type: ignore[union-attr]
+        raise _ParseError(_STATE_ERRORS[state], self.pos)
+
+    def parse_value(self) -> Any:
+        char = self.peek()
+        if char == ord("n"):
+            return self.parse_literal("null", None)
+        if char == ord("t"):
+            return self.parse_literal("true", True)
+        if char == ord("f"):
+            return self.parse_literal("false", False)
+        if char == ord('"'):
+            return self.parse_string()
+        return self.parse_number()
+
+    def parse_literal(self, word: str, value: Any) -> Any:
+        self.pos += 1
+        for char in word[1:]:
+            if not self.consume(char):
+                raise _ParseError(_ERR_VALUE, self.pos)
+        return value
+
+    def parse_hex4(self, escape_offset: int) -> int:
+        codepoint = 0
+        for _ in range(4):
+            char = self.peek()
+            if char not in _HEX_DIGITS:
+                raise _ParseError(_ERR_HEX, escape_offset)
+            codepoint = codepoint * 16 + int(chr(char), 16)
+            self.pos += 1
+        return codepoint
+
+    def parse_string(self) -> str:
+        self.pos += 1  # the opening quote
+        out = bytearray()
+        data = self.data
+        while True:
+            end = _PLAIN_STRING_RE.match(data, self.pos).end()  # type: ignore[union-attr]
+            out += data[self.pos : end]
+            self.pos = end
+            char = self.peek()
+            if char == ord("\\"):
+                escape_offset = self.pos
+                self.pos += 1
+                escaped = self.peek()
+                if escaped in _SIMPLE_ESCAPES:
+                    self.pos += 1
+                    out += _SIMPLE_ESCAPES[escaped]
+                elif escaped == ord("u"):
+                    self.pos += 1
+                    codepoint = self.parse_hex4(escape_offset)
+                    if 0xD800 <= codepoint <= 0xDBFF:
+                        if not (self.consume("\\") and self.consume("u")):
+                            raise _ParseError(_ERR_SURROGATE, escape_offset)
+                        low = self.parse_hex4(escape_offset)
+                        if not 0xDC00 <= low <= 0xDFFF:
+                            raise _ParseError(_ERR_SURROGATE, escape_offset)
+                        codepoint = (((codepoint - 0xD800) << 10) | (low - 0xDC00)) + 0x10000
+                    out += chr(codepoint).encode("utf-8", "surrogatepass")
+                else:
+                    raise _ParseError(_ERR_ESCAPE, escape_offset)
+            elif char == ord('"'):
+                self.pos += 1
+                return out.decode("utf-8", "surrogateescape")
+            else:  # a control character; NUL is the end of input
+                raise _ParseError(_ERR_QUOTE if char == 0 else _ERR_ESCAPE, self.pos)
+
+    def take_digits(self) -> str:
+        start = self.pos
+        while self.peek() in _DIGITS:
+            self.pos += 1
+        return self.data[start : self.pos].decode()
+
+    def parse_number(self) -> Any:
+        """``ParseNumber``: the value, or rapidjson's error at rapidjson's offset."""
+        start = self.pos
+        minus = self.consume("-")
+        int_digits = ""
+        special: float | None = None
+        if self.peek() == ord("0"):
+            self.pos += 1
+            int_digits = "0"
+        elif self.peek() in _DIGITS:
+            int_digits = self.take_digits()
+        elif self.peek() in (ord("I"), ord("N")):
+            if self.consume("N") and self.consume("a") and self.consume("N"):
+                special = math.nan
+            elif self.consume("I") and self.consume("n") and self.consume("f"):
+                special = -math.inf if minus else math.inf
+                if self.peek() == ord("i") and not all(map(self.consume, "inity")):
+                    raise _ParseError(_ERR_VALUE, self.pos)
+            else:
+                raise _ParseError(_ERR_VALUE, self.pos)
+        else:
+            raise _ParseError(_ERR_VALUE, self.pos)
+        magnitude = int(int_digits or "0")
+        use_double = magnitude > (2**63 if minus else _UINT64_MAX)
+        if use_double:
+            # rapidjson accumulates the digits past 64 bits in a double, failing near DBL_MAX.
+            accumulated = 0.0
+            for digit in int_digits:
+                if accumulated >= 1.7976931348623157e307:
+                    raise _ParseError(_ERR_TOO_BIG, start)
+                accumulated = accumulated * 10 + int(digit)
+        frac_digits = ""
+        exp_frac = 0
+        if self.consume("."):
+            if self.peek() not in _DIGITS:
+                raise _ParseError(_ERR_FRACTION, self.pos)
+            frac_digits = self.take_digits()
+            exp_frac = self.significant_fraction_digits(int_digits, frac_digits, use_double)
+            use_double = True
+        exp_digits = ""
+        exp_sign = ""
+        if self.consume("e") or self.consume("E"):
+            use_double = True
+            if self.consume("+"):
+                pass
+            elif self.consume("-"):
+                exp_sign = "-"
+            if self.peek() not in _DIGITS:
+                raise _ParseError(_ERR_EXPONENT, self.pos)
+            exp_digits = self.take_digits()
+            if not exp_sign and int(exp_digits) > 308 - exp_frac:
+                raise _ParseError(_ERR_TOO_BIG, start)
+        if not use_double:
+            if special is not None:
+                return special
+            return -magnitude if minus else magnitude
+        if special is not None:
+            # rapidjson carries on after NaN/Inf with a significand of 0 ("NaN.5" reads 0.5).
+            int_digits = "0"
+        sign = "-" if minus else ""
+        return float(f"{sign}{int_digits}.{frac_digits or '0'}e{exp_sign}{exp_digits or 0}")
+
+    @staticmethod
+    def significant_fraction_digits(int_digits: str, frac_digits: str, use_double: bool) -> int:
+        """rapidjson's ``expFrac`` (minus the fraction digits kept in the significand), which
+        bounds the exponent allowed before "Number too big"."""
+        if use_double:
+            significant = 0
+        else:
+            significant = max(len(int_digits.lstrip("0")) - 1, 0)
+            significand = int(int_digits or "0")
+            kept = 0
+            for digit in frac_digits:
+                if significand > 2**53 - 1:
+                    break
+                significand = significand * 10 + int(digit)
+                kept += 1
+                if significand:
+                    significant += 1
+            frac_digits = frac_digits[kept:]
+            exp_frac = -kept
+            for digit in frac_digits:
+                if significant >= 17:
+                    break
+                exp_frac -= 1
+                if digit != "0" or significand:
+                    significant += 1
+            return exp_frac
+        exp_frac = 0
+        for _ in frac_digits:
+            if significant >= 17:
+                break
+            exp_frac -= 1
+            significant += 1
+        return exp_frac
+
+
+_DECODER = json.JSONDecoder()
+# Bodies Python's json reads differently from rapidjson go to the port: surrogate escapes
+# (rapidjson rejects lone high surrogates and keeps lone low ones as raw bytes), and numbers that
+# may not fit a double (rapidjson fails where Python gives inf or a big int). The checks are cheap
+# byte scans; a false alarm only costs the slower parse.
+_SURROGATE_ESCAPE_RE = re.compile(rb"\\u[dD][89a-fA-F]")
+_BIG_EXPONENT_RES = (re.compile(rb"e\+?[0-9]{3}"), re.compile(rb"E\+?[0-9]{3}"))
+_NUMBER_CHARS = frozenset(b"0123456789.-")
+_VALUE_PRECEDERS = frozenset(b"[,: \t\n\r")
+_DIGITS_ONLY = bytes(48 if 48 <= i <= 57 else 32 for i in range(256))
+_TOO_MANY_DIGITS = b"0" * 309
+
+
+def _needs_rapidjson(body: bytes) -> bool:
+    """Whether ``body`` may hold a surrogate escape or a number too big for a double."""
+    if b"\\u" in body and _SURROGATE_ESCAPE_RE.search(body):
+        return True
+    for pattern in _BIG_EXPONENT_RES:
+        for match in pattern.finditer(body):
+            start = match.start()
+            while start and body[start - 1] in _NUMBER_CHARS:
+                start -= 1
+            if start < match.start() and (start == 0 or body[start - 1] in _VALUE_PRECEDERS):
+                return True
+    return _TOO_MANY_DIGITS in body.translate(_DIGITS_ONLY)
+
+
+def parse_json(body: bytes) -> dict[str, Any]:
+    """Parse a request body as TF Serving's ``ParseJson`` does; the top level must be an object.
+
+    Strings come back as ``str``; bytes that are not valid UTF-8 are kept as lone surrogates
+    (``surrogateescape``), so encoding with ``surrogateescape`` gives back the exact bytes.
+
+    Raises:
+        ServingStatusError: INVALID_ARGUMENT, ``JSON Parse error: <reason> at offset: <N>`` (or
+            ``JSON Parse error: The document is empty`` for an empty body), or
+            ``JSON Value: <value> Is not object``.
+    """
+    if not body:
+        raise invalid_argument("JSON Parse error: The document is empty")
+    doc: Any
+    try:
+        if _needs_rapidjson(body):
+            raise ValueError("read by the rapidjson port")
+        text = body.decode("utf-8", "surrogateescape")
+        start = len(text) - len(text.lstrip(" \t\n\r"))
+        doc = _DECODER.raw_decode(text, start)[0]
+    except (ValueError, RecursionError):
+        try:
+            doc = _RapidJsonReader(body).parse()
+        except _ParseError as exc:
+            raise invalid_argument(
+                f"JSON Parse error: {exc.message} at offset: {exc.offset}"
+            ) from None
+    if not isinstance(doc, dict):
+        raise _format_error(doc, "Is not object")
+    return doc
+
+
+def signature_name(doc: dict[str, Any]) -> str:
+    """The request's ``signature_name`` ("" when absent) as ``FillSignature`` reads it.
+
+    Raises:
+        ServingStatusError: INVALID_ARGUMENT when the key holds anything but a string.
+    """
+    if "signature_name" not in doc:
+        return ""
+    name = doc["signature_name"]
+    if not isinstance(name, str):
+        raise invalid_argument(
+            f"JSON Value: {_debug_string(doc)} not formatted correctly. "
+            "'signature_name' key must be a string value."
+        )
+    return name
+
+
+# --------------------------------------------------------------------------------------------
+# Predict requests.
+
+
+def _is_base64_object(value: Any) -> bool:
+    """``{"b64": "<string>"}`` and nothing else (``IsValBase64Object``)."""
+    return isinstance(value, dict) and len(value) == 1 and isinstance(value.get("b64"), str)
+
+
+def _is_element_object(value: Any) -> bool:
+    """An ``instances`` element naming its inputs (an object that is not base64 data)."""
+    return isinstance(value, dict) and not _is_base64_object(value)
+
+
+_BASE64_STRIP = bytes.maketrans(b"", b"")
+_BASE64_RE = re.compile(rb"([A-Za-z0-9+/]*)([=.]*)")
+_BASE64_PADDING = {0: 0, 2: 2, 3: 1}
+
+
+def _base64_decode(text: str) -> bytes | None:
+    """``absl::Base64Unescape``: whitespace anywhere, padding (``=`` or ``.``) optional but
+    exact when present; ``None`` for invalid input."""
+    data = _to_bytes(text).translate(_BASE64_STRIP, b" \t\n\v\f\r")
+    match = _BASE64_RE.fullmatch(data)
+    if match is None:
+        return None
+    payload, padding = match.groups()
+    expected = _BASE64_PADDING.get(len(payload) % 4)
+    if expected is None or len(padding) not in (0, expected):
+        return None
+    return binascii.a2b_base64(payload + b"=" * expected)
+
+
+def _decode_base64_object(value: Any) -> bytes:
+    """``JsonDecodeBase64Object``."""
+    if not _is_base64_object(value):
+        raise invalid_argument(
+            f"JSON Value: {_debug_string(value)} not formatted correctly for base64 data"
+        )
+    decoded = _base64_decode(value["b64"])
+    if decoded is None:
+        raise invalid_argument("Unable to base64 decode")
+    return decoded
+
+
+def _type_error(value: Any, dtype: str) -> ServingStatusError:
+    return invalid_argument(
+        f"JSON Value: {_debug_string(value)} Type: {_json_type(value)} "
+        f"is not of expected type: {_dtype_string(dtype)}"
+    )
+
+
+def _integer_converter(low: int, high: int, dtype: str) -> Callable[[Any], Any]:
+    def convert(value: Any) -> Any:
+        if type(value) is int and low <= value <= high:
+            return value
+        raise _type_error(value, dtype)
+
+    return convert
+
+
+def _leaf_converter(dtype: str) -> Callable[[Any], Any]:
+    """``AddValueToTensor`` for one dtype (plus base64 objects for strings): a function from a
+    JSON leaf to the Python value stored, raising upstream's error."""
+    if dtype in ("DT_FLOAT", "DT_DOUBLE"):
+
+        def convert(value: Any) -> Any:
+            if isinstance(value, (int, float)) and type(value) is not bool:
+                return value
+            raise _type_error(value, dtype)
+
+        return convert
+    if dtype in ("DT_INT32", "DT_INT16", "DT_INT8", "DT_UINT8"):
+        return _integer_converter(_INT32_MIN, _INT32_MAX, dtype)
+    if dtype == "DT_INT64":
+        return _integer_converter(_INT64_MIN, _INT64_MAX, dtype)
+    if dtype == "DT_UINT32":
+        return _integer_converter(0, _UINT32_MAX, dtype)
+    if dtype == "DT_UINT64":
+        return _integer_converter(0, _UINT64_MAX, dtype)
+    if dtype == "DT_BOOL":
+
+        def convert(value: Any) -> Any:
+            if type(value) is bool:
+                return value
+            raise _type_error(value, dtype)
+
+        return convert
+    if dtype == "DT_STRING":
+
+        def convert(value: Any) -> Any:
+            if isinstance(value, str):
+                return _to_bytes(value)
+            if isinstance(value, dict):
+                return _decode_base64_object(value)
+            raise _type_error(value, dtype)
+
+        return convert
+
+    def convert(value: Any) -> Any:
+        if isinstance(value, dict):
+            raise _type_error(value, dtype)
+        raise unimplemented(
+            f"Conversion of JSON Value: {_debug_string(value)} to type: {_dtype_string(dtype)}"
+        )
+
+    return convert
+
+
+def _dense_shape(value: Any) -> tuple[int, ...]:
+    """``GetDenseTensorShape``: list lengths along the first elements."""
+    dims = []
+    while isinstance(value, list):
+        dims.append(len(value))
+        if not value:
+            break
+        value = value[0]
+    return tuple(dims)
+
+
+def _shape_string(shape: tuple[int, ...]) -> str:
+    return "[" + ",".join(map(str, shape)) + "]"
+
+
+def _collect_leaves(value: Any, shape: tuple[int, ...], dtype: str) -> list[Any]:
+    """``FillTensorProto``: check that ``value`` is a dense tensor of ``shape`` and convert its
+    leaves in document order; the first offending node raises upstream's error."""
+    convert = _leaf_converter(dtype)
+    rank = len(shape)
+    leaves: list[Any] = []
+    stack: list[tuple[Iterator[Any], int]] = []
+    node, level = value, 0
+    while True:
+        if isinstance(node, list):
+            if level >= rank:
+                raise invalid_argument(
+                    f"Encountered list at unexpected level: {level} expected < {rank}"
+                )
+            if len(node) != shape[level]:
+                raise invalid_argument(
+                    f"Encountered list at unexpected size: {len(node)} at level: {level} "
+                    f"expected size: {shape[level]}"
+                )
+            stack.append((iter(node), level + 1))
+        else:
+            if level != rank:
+                raise invalid_argument(
+                    f"JSON Value: {_debug_string(node)} found at incorrect level: {level + 1} "
+                    f"in the JSON DOM. Expected at level: {rank}"
+                )
+            leaves.append(convert(node))
+        while stack:
+            children, child_level = stack[-1]
+            child = next(children, stack)
+            if child is not stack:
+                node, level = child, child_level
+                break
+            stack.pop()
+        else:
+            return leaves
+
+
+def _array_from_leaves(leaves: list[Any], shape: tuple[int, ...], dtype: str) -> np.ndarray:
+    """The numpy array holding converted leaves (integers wrap like TF's ``int_val`` casts)."""
+    if len(shape) > _NUMPY_MAX_DIMS:
+        raise invalid_argument(
+            f"Tensor of rank {len(shape)} exceeds the maximum rank {_NUMPY_MAX_DIMS}"
+        )
+    target = NUMPY_DTYPES.get(dtype)
+    if target is None:  # only reached without leaves: a non-empty one failed to convert
+        raise unimplemented(f"Conversion of JSON Value: [] to type: {_dtype_string(dtype)}")
+    if dtype == "DT_STRING":
+        array = np.empty(len(leaves), dtype=object)
+        array[:] = leaves
+        return array.reshape(shape)
+    if target.kind in "iu" and dtype != "DT_UINT64":
+        return np.array(leaves, dtype=np.int64).astype(target).reshape(shape)
+    return np.array(leaves, dtype=target).reshape(shape)
+
+
+def _careful_tensor(value: Any, dtype: str) -> tuple[np.ndarray, tuple[int, ...], int]:
+    """One JSON value as a tensor, checked node by node: (array, shape, number of leaves)."""
+    shape = _dense_shape(value)
+    leaves = _collect_leaves(value, shape, dtype)
+    return _array_from_leaves(leaves, shape, dtype), shape, len(leaves)
+
+
+_FAST_KINDS: dict[str, tuple[frozenset[type], np.dtype, int | None, int | None]] = {
+    "DT_FLOAT": (frozenset((float, int)), np.dtype(np.float32), None, None),
+    "DT_DOUBLE": (frozenset((float, int)), np.dtype(np.float64), None, None),
+    "DT_INT8": (frozenset((int,)), np.dtype(np.int64), _INT32_MIN, _INT32_MAX),
+    "DT_INT16": (frozenset((int,)), np.dtype(np.int64), _INT32_MIN, _INT32_MAX),
+    "DT_INT32": (frozenset((int,)), np.dtype(np.int64), _INT32_MIN, _INT32_MAX),
+    "DT_UINT8": (frozenset((int,)), np.dtype(np.int64), _INT32_MIN, _INT32_MAX),
+    "DT_UINT32": (frozenset((int,)), np.dtype(np.int64), 0, _UINT32_MAX),
+    "DT_INT64": (frozenset((int,)), np.dtype(np.int64), None, None),
+    "DT_UINT64": (frozenset((int,)), np.dtype(np.uint64), None, None),
+    "DT_BOOL": (frozenset((bool,)), np.dtype(np.bool_), None, None),
+}
+
+
+def _fast_tensor(value: Any, dtype: str) -> np.ndarray | None:
+    """``value`` as an array in one ``np.asarray`` call, or ``None`` when it is not a dense nest
+    of lists whose leaves all have the JSON kind ``dtype`` accepts (then the careful path
+    decides what is wrong)."""
+    kind = _FAST_KINDS.get(dtype)
+    if kind is None:
+        return None
+    allowed, via, low, high = kind
+    try:
+        with np.errstate(over="ignore"):  # float32 overflow gives inf, as upstream's GetFloat()
+            array = np.asarray(value, dtype=via)
+    except (ValueError, TypeError, OverflowError):
+        return None
+    if array.ndim == 0:
+        leaves: Any = (value,)
+    else:
+        leaves = value
+        for _ in range(array.ndim - 1):
+            leaves = itertools.chain.from_iterable(leaves)
+    try:
+        if not set(map(type, leaves)) <= allowed:
+            return None
+    except TypeError:  # a scalar where numpy saw a list: not dense after all
+        return None
+    if low is not None and array.size and (array.min() < low or array.max() > high):
+        return None
+    target = NUMPY_DTYPES[dtype]
+    return array if array.dtype == target else array.astype(target)
+
+
+def _value_to_array(value: Any, dtype: str) -> np.ndarray:
+    """One JSON value (a scalar or a nest of lists) as the tensor it denotes."""
+    fast = _fast_tensor(value, dtype)
+    if fast is not None:
+        return fast
+    return _careful_tensor(value, dtype)[0]
+
+
+class _InstanceBatch:
+    """``AddInstanceItem`` state: each input's per-instance arrays, first size and shape."""
+
+    def __init__(self, signature: Signature) -> None:
+        self.specs = signature.inputs
+        self.items: dict[str, list[np.ndarray]] = {}
+        self.sizes: dict[str, int] = {}
+        self.shapes: dict[str, tuple[int, ...]] = {}
+
+    def add(self, value: Any, name: str) -> None:
+        if name not in self.specs:
+            raise invalid_argument(f"JSON object: does not have named input: {name}")
+        array, shape, size = _careful_tensor(value, self.specs[name].dtype)
+        if name not in self.sizes:
+            self.sizes[name] = size
+            self.shapes[name] = shape
+        elif self.sizes[name] != size:
+            raise invalid_argument(f"Expecting tensor size: {self.sizes[name]} but got: {size}")
+        elif self.shapes[name] != shape:
+            raise invalid_argument(
+                f"Expecting shape {_shape_string(self.shapes[name])} "
+                f"but got: {_shape_string(shape)}"
+            )
+        self.items.setdefault(name, []).append(array)
+
+    def arrays(self) -> dict[str, np.ndarray]:
+        return {name: np.stack(items) for name, items in self.items.items()}
+
+
+def _careful_instances(instances: list[Any], signature: Signature) -> dict[str, np.ndarray]:
+    """``FillTensorMapFromInstancesList``, element by element, with upstream's errors."""
+    names = sorted(signature.inputs)
+    batch = _InstanceBatch(signature)
+    if _is_element_object(instances[0]):
+        for index, element in enumerate(instances):
+            if not _is_element_object(element):
+                raise invalid_argument(
+                    f"Expecting object but got list at item {index} of input list"
+                )
+            for key, value in element.items():
+                try:
+                    batch.add(value, key)
+                except ServingStatusError as exc:
+                    raise invalid_argument(
+                        f"Failed to process element: {index} key: {key} of 'instances' list. "
+                        f"Error: {_status_string(exc)}"
+                    ) from None
+            if set(element) != set(names):
+                raise invalid_argument(
+                    f"Failed to process element: {index} of 'instances' list. JSON object: "
+                    f"{_debug_string(element)} keys must be equal to: {','.join(names)}"
+                )
+    else:
+        for index, element in enumerate(instances):
+            if _is_element_object(element):
+                raise invalid_argument(
+                    f"Expecting value/list but got object at item {index} of input list"
+                )
+            try:
+                batch.add(element, names[0])
+            except ServingStatusError as exc:
+                raise invalid_argument(
+                    f"Failed to process element: {index} of 'instances' list. "
+                    f"Error: {_status_string(exc)}"
+                ) from None
+    return batch.arrays()
+
+
+def _decode_instances(instances: list[Any], signature: Signature) -> dict[str, np.ndarray]:
+    """The row format: one batch entry per element of ``instances``."""
+    names = sorted(signature.inputs)
+    if not isinstance(instances[0], dict) and len(names) > 1:
+        raise invalid_argument(
+            "instances is a plain list, but expecting list of objects as multiple input "
+            "tensors required as per tensorinfo_map"
+        )
+    if not _is_element_object(instances[0]):
+        fast = _fast_tensor(instances, signature.inputs[names[0]].dtype)
+        if fast is not None and fast.ndim:
+            return {names[0]: fast}
+        return _careful_instances(instances, signature)
+    name_set = set(names)
+    if all(_is_element_object(e) and e.keys() == name_set for e in instances):
+        arrays = {}
+        for name in names:
+            fast = _fast_tensor([e[name] for e in instances], signature.inputs[name].dtype)
+            if fast is None:
+                break
+            arrays[name] = fast
+        else:
+            return arrays
+    return _careful_instances(instances, signature)
+
+
+def _decode_inputs(inputs: Any, signature: Signature) -> dict[str, np.ndarray]:
+    """The columnar format (``FillTensorMapFromInputsMap``): no batch dimension is added."""
+    names = sorted(signature.inputs)
+    if not isinstance(inputs, dict) or _is_base64_object(inputs):
+        if len(names) > 1:
+            raise invalid_argument(
+                "inputs is a plain value/list, but expecting an object as multiple input "
+                "tensors required as per tensorinfo_map"
+            )
+        return {names[0]: _value_to_array(inputs, signature.inputs[names[0]].dtype)}
+    arrays = {}
+    for name in names:
+        if name not in inputs:
+            raise invalid_argument(f"Missing named input: {name} in 'inputs' object.")
+        arrays[name] = _value_to_array(inputs[name], signature.inputs[name].dtype)
+    return arrays
+
+
+def decode_predict_request(
+    doc: dict[str, Any], signature: Signature
+) -> tuple[dict[str, np.ndarray], str]:
+    """The input arrays of a predict request, keyed by signature input alias, and its format.
+
+    ``doc`` is a body from :func:`parse_json`; ``signature`` is the one the request's
+    ``signature_name`` resolved to. Arrays have the numpy dtype of the signature's dtype
+    (strings: object arrays of ``bytes``). The format is :data:`ROW` for ``instances`` (the
+    batch dimension is the list) and :data:`COLUMNAR` for ``inputs``.
+
+    Raises:
+        ServingStatusError: upstream's INVALID_ARGUMENT texts; UNIMPLEMENTED for a columnar
+            value of a dtype JSON cannot express (in row format upstream wraps that into
+            ``Failed to process element: ...``, an INVALID_ARGUMENT).
+    """
+    name = signature_name(doc)
+    if not signature.inputs:
+        raise invalid_argument(f"Failed to get input map for signature: {name or 'DEFAULT'}")
+    if "instances" in doc:
+        if "inputs" in doc:
+            raise _format_error(
+                doc,
+                "Not formatted correctly expecting only one of 'inputs' or 'instances' "
+                "keys to exist ",
+            )
+        instances = doc["instances"]
+        if not isinstance(instances, list):
+            raise _format_error(doc, "Expecting 'instances' to be an list/array")
+        if not instances:
+            raise _format_error(doc, "No values in 'instances' array")
+        return _decode_instances(instances, signature), ROW
+    if "inputs" in doc:
+        return _decode_inputs(doc["inputs"], signature), COLUMNAR
+    raise invalid_argument("Missing 'inputs' or 'instances' key")
+
+
+# --------------------------------------------------------------------------------------------
+# Predict responses.
+
+_JSON_DTYPES = {
+    np.dtype(np.float32): "DT_FLOAT",
+    np.dtype(np.float64): "DT_DOUBLE",
+    np.dtype(np.int8): "DT_INT8",
+    np.dtype(np.int16): "DT_INT16",
+    np.dtype(np.int32): "DT_INT32",
+    np.dtype(np.uint8): "DT_UINT8",
+    np.dtype(np.int64): "DT_INT64",
+    np.dtype(np.uint32): "DT_UINT32",
+    np.dtype(np.uint64): "DT_UINT64",
+    np.dtype(np.bool_): "DT_BOOL",
+}
+"""Output dtypes that ``AddSingleValueAndAdvance`` can write (plus strings)."""
+_TF_DTYPE_NAMES = {value: key for key, value in NUMPY_DTYPES.items()}
+
+
+def _is_string_array(array: np.ndarray) -> bool:
+    return array.dtype.kind in "OSU"
+
+
+def _check_writable(name: str, array: np.ndarray) -> None:
+    """``Failed to write JSON value for tensor type: X`` for a non-empty output of a dtype
+    upstream cannot write (e.g. ``half``, ``uint16``, ``complex64``)."""
+    if array.size and not _is_string_array(array) and array.dtype not in _JSON_DTYPES:
+        tf_name = _TF_DTYPE_NAMES.get(array.dtype)
+        type_name = _dtype_string(tf_name) if tf_name else array.dtype.name
+        raise invalid_argument(f"Failed to write JSON value for tensor type: {type_name}")
+
+
+def _float_tokens(flat: np.ndarray) -> list[str]:
+    """``WriteDecimal`` for every element of a 1-D float32 or float64 array."""
+    double = flat.dtype == np.float64
+    values = flat.tolist()
+    finite = np.isfinite(flat)
+    if double:
+        # Doubles are rare in outputs: format, read back, and widen what does not round-trip.
+        tokens = [f"{v:.6g}" for v in values]
+        with np.errstate(invalid="ignore"):
+            wide = np.flatnonzero(np.array(list(map(float, tokens))) != flat)
+        for i in wide.tolist():
+            tokens[i] = f"{values[i]:.17g}"
+    else:
+        tokens = _float32_tokens(flat, values)
+    for i in np.flatnonzero(~finite).tolist():
+        value = values[i]
+        tokens[i] = "NaN" if value != value else ("-Infinity" if value < 0 else "Infinity")
+    with np.errstate(invalid="ignore"):
+        whole = np.flatnonzero(finite & (flat == np.trunc(flat)))
+    for i in whole.tolist():
+        token = tokens[i]
+        if "." not in token and "e" not in token:
+            tokens[i] = token + ".0"
+    return tokens
+
+
+def _float32_tokens(flat: np.ndarray, values: list[float]) -> list[str]:
+    """``%.6g`` where six significant digits read back as the same float32, else ``%.9g``.
+
+    Which of the two applies is decided with vectorised arithmetic (round to six digits, cast
+    to float32, compare); values whose decision is too close to call in double precision (a
+    rounding tie, a float32 midpoint, tiny or huge exponents) are formatted and read back.
+    """
+    wide = flat.astype(np.float64)
+    magnitude = np.abs(wide)
+    with np.errstate(all="ignore"):
+        shift = 5 - np.floor(np.log10(magnitude))
+        up = shift >= 0
+        power = 10.0 ** np.abs(shift)
+        scaled = np.where(up, wide * power, wide / power)
+        rounded = np.round(scaled)
+        back = np.where(up, rounded / power, rounded * power)
+        six_ok = back.astype(np.float32) == flat
+        half_ulp = np.abs(np.spacing(flat)).astype(np.float64) / 2
+        unsure = (
+            (np.abs(np.abs(scaled - np.trunc(scaled)) - 0.5) < 1e-6)
+            | (np.abs(np.abs(back - wide) - half_ulp) <= 1e-6 * half_ulp)
+            | ~((np.abs(rounded) >= 99999.5) & (np.abs(rounded) < 999999.5))
+            | (np.abs(shift) > 22)
+        )
+    tokens = [
+        format(v, ".6g" if ok else ".9g") for v, ok in zip(values, six_ok.tolist(), strict=True)
+    ]
+    for i in np.flatnonzero(unsure & np.isfinite(flat)).tolist():
+        six = f"{values[i]:.6g}"
+        tokens[i] = six if np.float32(float(six)) == flat[i] else f"{values[i]:.9g}"
+    return tokens
+
+
+def _base64_token(data: bytes, depth: int) -> str:
+    """``{"b64": ...}`` as the pretty writer lays out an object inside ``depth`` open levels."""
+    return (
+        "{\n"
+        + _INDENT * (depth + 1)
+        + '"b64": "'
+        + base64.b64encode(data).decode()
+        + '"\n'
+        + _INDENT * depth
+        + "}"
+    )
+
+
+def _scalar_tokens(name: str, array: np.ndarray, depth: int) -> list[str]:
+    """JSON tokens of every element of ``array`` in C order; ``depth`` is the number of open
+    JSON levels around an element (base64 objects are laid out by it)."""
+    flat = array.reshape(-1)
+    if not flat.size:
+        return []
+    if _is_string_array(array):
+        items = [x if isinstance(x, bytes) else str(x).encode() for x in flat.tolist()]
+        if name.endswith("_bytes"):
+            return [_base64_token(x, depth) for x in items]
+        return [_quote(x.decode("utf-8", "surrogateescape")) for x in items]
+    kind = _JSON_DTYPES[array.dtype]
+    if kind in ("DT_FLOAT", "DT_DOUBLE"):
+        return _float_tokens(flat)
+    if kind == "DT_BOOL":
+        return ["true" if x else "false" for x in flat.tolist()]
+    return list(map(str, flat.tolist()))
+
+
+def _nest(
+    tokens: list[str], dims: tuple[int, ...], count: int, depth: int, pretty: bool
+) -> list[str]:
+    """Group the flat tokens of ``count`` values of shape ``dims`` into JSON arrays; returns
+    one string per value. ``depth`` is the number of open levels around a value's outermost
+    array; ``pretty`` puts each element on its own indented line (else rapidjson's
+    single-line arrays)."""
+    items = tokens
+    for level in range(len(dims) - 1, -1, -1):
+        size = dims[level]
+        if size == 0:
+            items = ["[]"] * (count * math.prod(dims[:level]))
+            continue
+        if pretty:
+            inner = _INDENT * (depth + level + 1)
+            opener, separator = "[\n" + inner, ",\n" + inner
+            closer = "\n" + _INDENT * (depth + level) + "]"
+        else:
+            opener, separator, closer = "[", ", ", "]"
+        items = [
+            opener + separator.join(items[i : i + size]) + closer
+            for i in range(0, len(items), size)
+        ]
+    return items
+
+
+def _row_json(outputs: dict[str, np.ndarray]) -> str:
+    """``MakeRowFormatJsonFromTensors``."""
+    names = sorted(outputs)
+    batch = -1
+    for name in names:
+        array = outputs[name]
+        if array.ndim == 0:
+            raise invalid_argument(f"Tensor name: {name} has no shape information ")
+        if batch >= 0 and batch != array.shape[0]:
+            raise invalid_argument(
+                f"Tensor name: {name} has inconsistent batch size: {array.shape[0]} "
+                f"expecting: {batch}"
+            )
+        batch = array.shape[0]
+    for name in names:
+        _check_writable(name, outputs[name])
+    if len(names) == 1:
+        array = outputs[names[0]]
+        tokens = _scalar_tokens(names[0], array, array.ndim + 1)
+        body = ", ".join(_nest(tokens, array.shape[1:], batch, 2, False))
+    else:
+        per_name = {}
+        for name in names:
+            array = outputs[name]
+            tokens = _scalar_tokens(name, array, array.ndim + 2)
+            per_name[name] = _nest(tokens, array.shape[1:], batch, 3, False)
+        inner = _INDENT * 3
+        body = ",".join(
+            "\n"
+            + _INDENT * 2
+            + "{\n"
+            + ",\n".join(f"{inner}{_quote(name)}: {per_name[name][i]}" for name in names)
+            + "\n"
+            + _INDENT * 2
+            + "}"
+            for i in range(batch)
+        )
+    closer = "\n" + _INDENT + "]" if batch > 0 else "]"
+    return '{\n    "predictions": [' + body + closer + "\n}"
+
+
+def _columnar_json(outputs: dict[str, np.ndarray]) -> str:
+    """``MakeColumnarFormatJsonFromTensors``."""
+    names = sorted(outputs)
+    for name in names:
+        _check_writable(name, outputs[name])
+    depth = 1 if len(names) == 1 else 2
+    values = {}
+    for name in names:
+        array = outputs[name]
+        tokens = _scalar_tokens(name, array, depth + array.ndim)
+        values[name] = _nest(tokens, array.shape, 1, depth, True)[0]
+    if len(names) == 1:
+        return '{\n    "outputs": ' + values[names[0]] + "\n}"
+    members = ",\n".join(f"{_INDENT * 2}{_quote(name)}: {values[name]}" for name in names)
+    return '{\n    "outputs": {\n' + members + "\n" + _INDENT + "}\n}"
+
+
+def encode_predict_response(outputs: dict[str, np.ndarray], format: str) -> bytes:
+    """The response body for output arrays keyed by alias, in the request's ``format``.
+
+    :data:`ROW`: ``{"predictions": [...]}``, one entry per batch element (an object keyed by
+    alias when there are several outputs); :data:`COLUMNAR`: ``{"outputs": value}`` or
+    ``{"outputs": {alias: value}}``. String outputs (object arrays of ``bytes``) are written
+    as strings, or as ``{"b64": ...}`` when the alias ends in ``_bytes``.
+
+    Raises:
+        ServingStatusError: INVALID_ARGUMENT as upstream: no outputs, a scalar or inconsistent
+            batch size in row format, an output dtype JSON cannot express.
+    """
+    if not outputs:
+        raise invalid_argument("Cannot convert empty tensor map to JSON")
+    arrays = {name: np.asarray(array) for name, array in outputs.items()}
+    if format == ROW:
+        return _to_bytes(_row_json(arrays))
+    if format == COLUMNAR:
+        return _to_bytes(_columnar_json(arrays))
+    raise invalid_argument("Invalid request format")
+
+
+# --------------------------------------------------------------------------------------------
+# Classify and regress.
+
+
+def _feature_error(name: str, value: Any) -> ServingStatusError:
+    return invalid_argument(
+        f"Feature: {name} has element with unexpected JSON type: {_json_type(value)}"
+    )
+
+
+_KIND_NAMES = {"bytes_list": "bytes", "float_list": "float", "int64_list": "int64"}
+
+
+def _fill_example(value: Any, example: Any) -> None:
+    """``MakeExampleFromJsonObject``: each member is a feature holding a value or a list."""
+    if not isinstance(value, dict):
+        raise invalid_argument(f"Example must be JSON object but got JSON {_json_type(value)}")
+    for name, content in value.items():
+        kind: str | None = None
+        collected: list[Any] = []
+        for item in content if isinstance(content, list) else (content,):
+            if item is None or isinstance(item, list):
+                raise _feature_error(name, item)
+            if isinstance(item, bool):
+                item_kind, converted = "int64_list", int(item)
+            elif isinstance(item, dict):
+                if not _is_base64_object(item):
+                    raise _feature_error(name, item)
+                item_kind, converted = "bytes_list", item
+            elif isinstance(item, str):
+                item_kind, converted = "bytes_list", _to_bytes(item)
+            elif _is_double(item):
+                item_kind, converted = "float_list", float(item)
+            else:
+                item_kind, converted = "int64_list", item
+            if kind is not None and kind != item_kind:
+                raise invalid_argument(
+                    f"Unexpected element type in feature: {name} expecting type: "
+                    f"{_KIND_NAMES[kind]}"
+                )
+            kind = item_kind
+            if isinstance(converted, dict):
+                converted = _decode_base64_object(converted)
+            elif item_kind == "int64_list" and converted > _INT64_MAX:
+                raise invalid_argument(
+                    f"Feature: {name} has uint64_t element. Only int64_t is supported."
+                )
+            collected.append(converted)
+        feature = example.features.feature[name]
+        if kind is not None:
+            getattr(feature, kind).value.extend(collected)
+
+
+def decode_examples(doc: dict[str, Any]) -> Input:
+    """The ``tensorflow.serving.Input`` of a classify or regress request body.
+
+    ``{"signature_name"?, "context"?: {...}, "examples": [{feature: value | [values]}]}``:
+    a JSON number with a fraction or exponent goes to ``float_list``, an integer or boolean to
+    ``int64_list``, a string or ``{"b64": ...}`` to ``bytes_list``. With ``context`` the result
+    is an ``ExampleListWithContext``, else an ``ExampleList``. Imports the example protos (and
+    so TensorFlow) on first use.
+
+    Raises:
+        ServingStatusError: INVALID_ARGUMENT with upstream's texts.
+    """
+    from tensorflow_serving.apis import input_pb2
+
+    signature_name(doc)
+    request_input = input_pb2.Input()
+    has_context = "context" in doc
+    if has_context:
+        context = request_input.example_list_with_context.context
+        context.SetInParent()
+        _fill_example(doc["context"], context)
+    if "examples" not in doc:
+        raise _format_error(
+            doc, "When method is classify, key 'examples' is expected and was not found"
+        )
+    examples = doc["examples"]
+    if not isinstance(examples, list):
+        raise _format_error(doc, "Expecting 'examples' value to be an list/array")
+    if not examples:
+        raise _format_error(doc, "'examples' value is an empty array")
+    target = (
+        request_input.example_list_with_context.examples
+        if has_context
+        else request_input.example_list.examples
+    )
+    for example in examples:
+        _fill_example(example, target.add())
+    return request_input
+
+
+def encode_classify_results(result: ClassificationResult) -> bytes:
+    """``{"results": [[["label", score], ...], ...]}`` as ``MakeJsonFromClassificationResult``.
+
+    Raises:
+        ServingStatusError: INVALID_ARGUMENT for a result without classifications.
+    """
+    if not result.classifications:
+        raise invalid_argument("Cannot convert empty ClassificationResults to JSON")
+    rows = []
+    for classifications in result.classifications:
+        classes = classifications.classes
+        scores = _float_tokens(np.array([c.score for c in classes], dtype=np.float32))
+        pairs = (f"[{_quote(c.label)}, {s}]" for c, s in zip(classes, scores, strict=True))
+        rows.append("[" + ", ".join(pairs) + "]")
+    return _to_bytes('{\n    "results": [' + ", ".join(rows) + "\n    ]\n}")
+
+
+def encode_regress_results(result: RegressionResult) -> bytes:
+    """``{"results": [value, ...]}`` as ``MakeJsonFromRegressionResult``.
+
+    Raises:
+        ServingStatusError: INVALID_ARGUMENT for a result without regressions.
+    """
+    if not result.regressions:
+        raise invalid_argument("Cannot convert empty RegressionResults to JSON")
+    values = np.array([r.value for r in result.regressions], dtype=np.float32)
+    return _to_bytes('{\n    "results": [' + ", ".join(_float_tokens(values)) + "]\n}")
+
+
+def encode_error(message: str) -> bytes:
+    """``{"error": message}`` laid out as ``MakeJsonFromStatus`` writes it."""
+    return _to_bytes('{\n    "error": ' + _quote(message) + "\n}")
