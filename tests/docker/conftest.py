@@ -1,0 +1,121 @@
+"""Fixtures for tests against a real Docker engine (marked ``docker``).
+
+The session starts a private engine with ``scripts/docker-engine`` unless one answers already
+(and stops it afterwards only if it started it), builds the stand-in image of
+``tests/docker/standin.py`` (cached while its inputs are unchanged), and points ``DOCKER_HOST`` at
+the engine. Without Debian's ``docker.io`` and ``debootstrap`` (or without root) the tests fail
+in CI (``CI=true``) and are skipped elsewhere. Every test must leave no tfserve-nb container
+behind; a fixture checks and cleans up.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import time
+from collections.abc import Callable, Iterator
+
+import docker
+import pytest
+from standin import ensure_standin_image, standin_volumes
+
+from tfserve_nb.backends.docker import LABEL_OWNER_HOST, DockerBackend
+
+REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+ENGINE = os.path.join(REPO, "scripts", "docker-engine")
+SET_UP = "apt-get install -y docker.io debootstrap"
+
+
+def _engine(command: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([ENGINE, command], capture_output=True, text=True, timeout=120)
+
+
+@pytest.fixture(scope="session")
+def docker_host() -> Iterator[str]:
+    """``unix://...`` of a running private engine; also exported as ``DOCKER_HOST``."""
+    search_path = os.environ.get("PATH", "") + ":/usr/sbin:/sbin"
+    missing = [
+        tool for tool in ("dockerd", "debootstrap") if not shutil.which(tool, path=search_path)
+    ]
+    problem = (
+        f"{' and '.join(missing)} not installed: the Docker tests need Debian's docker.io and "
+        f"debootstrap ({SET_UP})"
+        if missing
+        else "the Docker tests start dockerd, which needs root"
+        if os.geteuid() != 0
+        else None
+    )
+    if problem:
+        if os.environ.get("CI") == "true":
+            pytest.fail(problem)
+        pytest.skip(problem)
+    was_running = _engine("status").returncode == 0
+    started = _engine("start")
+    if started.returncode != 0:
+        pytest.fail(f"scripts/docker-engine start failed:\n{started.stderr}")
+    host = started.stdout.strip().splitlines()[-1].removeprefix("DOCKER_HOST=")
+    previous = os.environ.get("DOCKER_HOST")
+    os.environ["DOCKER_HOST"] = host
+    yield host
+    if previous is None:
+        os.environ.pop("DOCKER_HOST", None)
+    else:
+        os.environ["DOCKER_HOST"] = previous
+    if not was_running:
+        _engine("stop")
+
+
+@pytest.fixture(scope="session")
+def docker_client(docker_host: str) -> Iterator[docker.DockerClient]:
+    client = docker.DockerClient(base_url=docker_host)
+    yield client
+    client.close()
+
+
+@pytest.fixture(scope="session")
+def standin_image(docker_client: docker.DockerClient) -> str:
+    """The tag of the stand-in tensorflow/serving image, built if needed."""
+    started = time.monotonic()
+    image = ensure_standin_image(docker_client)
+    print(f"stand-in image ready in {time.monotonic() - started:.1f} s")
+    return image
+
+
+@pytest.fixture
+def standin_options(standin_image: str) -> dict[str, object]:
+    """``DockerBackend`` options (JSON-able) for the stand-in image on host networking (the
+    engine has no bridge network), never pulling."""
+    return {
+        "image": standin_image,
+        "network_mode": "host",
+        "volumes": standin_volumes(),
+        "pull": False,
+    }
+
+
+@pytest.fixture
+def make_docker_backend(standin_options: dict[str, object]) -> Callable[..., DockerBackend]:
+    """``DockerBackend`` with :func:`standin_options`; keyword arguments override them."""
+    return lambda **options: DockerBackend(**{**standin_options, **options})  # type: ignore[arg-type]
+
+
+@pytest.fixture(scope="session")
+def tfserve_containers(docker_client: docker.DockerClient) -> Callable[[], list[str]]:
+    """Names of every container (running or not) that tfserve-nb labelled."""
+    return lambda: [
+        c.name for c in docker_client.containers.list(all=True, filters={"label": LABEL_OWNER_HOST})
+    ]
+
+
+@pytest.fixture(autouse=True)
+def no_container_left(request: pytest.FixtureRequest) -> Iterator[None]:
+    """Fail a Docker test that leaves a tfserve-nb container behind (and remove it)."""
+    yield
+    if "docker_client" not in request.fixturenames:
+        return
+    client: docker.DockerClient = request.getfixturevalue("docker_client")
+    left = request.getfixturevalue("tfserve_containers")()
+    for name in left:
+        client.containers.get(name).remove(force=True)
+    assert not left, f"containers left behind: {left}"
