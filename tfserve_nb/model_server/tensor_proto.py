@@ -5,10 +5,11 @@ what ``tensorflow_model_server`` runs): ``tensor_content`` when present, else th
 field of the dtype (``float_val``, ``double_val``, ``int_val`` for int32/int16/int8/uint8/uint16,
 ``int64_val``, ``uint32_val``, ``uint64_val``, ``bool_val``, ``string_val``, ``half_val`` holding
 the bits of half and bfloat16, ``scomplex_val``/``dcomplex_val`` as real/imaginary pairs). Fewer
-values than the shape holds repeat the last value; no values at all give zeros. The shape is the
-listed dims (``unknown_rank`` is ignored, as ``TensorShape`` does). A proto TensorFlow cannot
-parse (invalid dtype, negative dim, more values than the shape holds, ``tensor_content`` of the
-wrong size) fails with TF Serving's ``tensor parsing error: <alias>``.
+values than the shape holds repeat the last value, no values at all give zeros, extra values are
+ignored, and a tensor without elements ignores its values. The shape is the listed dims
+(``unknown_rank`` is ignored, as ``TensorShape`` does). A proto TensorFlow cannot parse (invalid
+dtype, negative dim, ``tensor_content`` of the wrong size) fails with TF Serving's
+``tensor parsing error: <alias>``.
 
 A tensor whose dtype differs from the signature's fails as it does in TF Serving, where the
 mismatch surfaces when the session is run: INVALID_ARGUMENT
@@ -121,22 +122,16 @@ def _object_array(values: list[bytes], shape: tuple[int, ...]) -> np.ndarray:
 def _from_field(
     proto: tensor_pb2.TensorProto, dtype: str, target: np.dtype, count: int
 ) -> np.ndarray:
-    """The flat values of a typed field, padded with the last value up to ``count``."""
+    """The first ``count`` values of a typed field, padded with the last value up to ``count``."""
     field = _FIELDS[dtype]
     values = getattr(proto, field)
     width = 2 if field in ("scomplex_val", "dcomplex_val") else 1
-    given = len(values) // width
-    if given > count:
-        raise ValueError("more values than the shape holds")
+    given = min(len(values) // width, count)
     if given == 0:
         return np.zeros(count, dtype=target)
-    raw = np.array(values, dtype=_FIELD_DTYPES.get(field, target))
-    if field == "half_val":
-        flat = raw.view(target)
-    elif width == 2:
-        flat = raw[: given * 2].view(target)
-    else:
-        flat = raw.astype(target, copy=False)
+    raw = np.array(values[: given * width], dtype=_FIELD_DTYPES.get(field, target))
+    reinterpret = field == "half_val" or width == 2  # bits of half/bfloat16, complex pairs
+    flat = raw.view(target) if reinterpret else raw.astype(target, copy=False)
     if given < count:
         flat = np.concatenate([flat, np.full(count - given, flat[-1], dtype=target)])
     return flat
@@ -173,13 +168,13 @@ def to_ndarray(
     count = math.prod(dims)
     content = proto.tensor_content  # each read of a bytes field copies it
     try:
-        if dtype == "DT_STRING":
+        if count == 0:  # TensorFlow reads no values at all then
+            array = _object_array([], dims) if dtype == "DT_STRING" else np.empty(dims, target)
+        elif dtype == "DT_STRING":
             if content:
                 values = _strings_from_content(content, count)
             else:
-                values = list(proto.string_val)
-                if len(values) > count:
-                    raise ValueError("more values than the shape holds")
+                values = list(proto.string_val[:count])
                 values += [values[-1] if values else b""] * (count - len(values))
             array = _object_array(values, dims)
         elif content:
@@ -231,6 +226,7 @@ def from_ndarray(
     array = np.asarray(array)
     name = dtype or _dtype_of(array)
     proto = tensor_pb2.TensorProto(dtype=types_pb2.DataType.Value(name))
+    proto.tensor_shape.SetInParent()  # present even for scalars, as TensorFlow writes it
     for size in array.shape:
         proto.tensor_shape.dim.add(size=size)
     if name == "DT_STRING":
