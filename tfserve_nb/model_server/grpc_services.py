@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import functools
 import logging
+import time
 from collections.abc import Callable
 from concurrent import futures
 from typing import Any
@@ -18,6 +19,7 @@ from tensorflow_serving.apis import model_service_pb2_grpc, prediction_service_p
 
 from ..core.status import Code, ServingStatusError, truncate_message
 from . import service_impls
+from .monitoring import METRICS
 from .server_core import ServerCore
 
 log = logging.getLogger(__name__)
@@ -26,17 +28,38 @@ MAX_MESSAGE_BYTES = 2**31 - 1
 """Like ``tensorflow_model_server``, accept messages of any size (gRPC's default is 4 MB)."""
 
 
-def _rpc(impl: Callable[[ServerCore, Any], Any]) -> Callable[[Any, Any, grpc.ServicerContext], Any]:
+def _rpc(
+    impl: Callable[[ServerCore, Any], Any], api: str | None = None
+) -> Callable[[Any, Any, grpc.ServicerContext], Any]:
+    """A servicer method running ``impl``; inference APIs (``api`` given) are counted and
+    timed in the metrics as upstream does (entrypoint ``GRPC``)."""
+
     @functools.wraps(impl)
     def method(self: Any, request: Any, context: grpc.ServicerContext) -> Any:
+        start = time.perf_counter()
+        version = None
         try:
-            return impl(self.core, request)
+            response = impl(self.core, request)
+            code, message = Code.OK, ""
+            if api is not None and response.HasField("model_spec"):
+                version = response.model_spec.version.value
         except ServingStatusError as exc:
             code, message = exc.code, exc.message
         except Exception as exc:  # a bug must not take the server down
             log.exception("%s failed", impl.__name__)
             code, message = Code.INTERNAL, f"{type(exc).__name__}: {exc}"
-        context.abort(grpc.StatusCode[code.name], truncate_message(message))
+        if api is not None:
+            METRICS.record_request(
+                request.model_spec.name,
+                api,
+                "GRPC",
+                code,
+                (time.perf_counter() - start) * 1e6,
+                version,
+            )
+        if code is not Code.OK:
+            context.abort(grpc.StatusCode[code.name], truncate_message(message))
+        return response
 
     return method
 
@@ -45,7 +68,7 @@ class PredictionServiceServicer(prediction_service_pb2_grpc.PredictionServiceSer
     def __init__(self, core: ServerCore) -> None:
         self.core = core
 
-    Predict = _rpc(service_impls.predict)
+    Predict = _rpc(service_impls.predict, "Predict")
     GetModelMetadata = _rpc(service_impls.get_model_metadata)
 
 

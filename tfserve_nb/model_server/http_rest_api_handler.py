@@ -12,6 +12,7 @@ from __future__ import annotations
 import gzip
 import logging
 import re
+import time
 import zlib
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
@@ -30,6 +31,7 @@ from ..core.status import (
     truncate_message,
 )
 from . import json_tensor, predict_util, service_impls
+from .monitoring import METRICS
 from .server_core import ServerCore
 
 log = logging.getLogger(__name__)
@@ -59,6 +61,7 @@ class RestResponse:
     model_name: str = ""
     method: str = ""
     code: Code = Code.OK
+    version: int | None = None
 
 
 def _proto_json(message: Any) -> str:
@@ -103,6 +106,7 @@ class HttpRestApiHandler:
                 404, b"<html><body>Not Found</body></html>", [("Content-Type", "text/html")]
             )
         response = RestResponse(200, b"", list(JSON_HEADERS))
+        start = time.perf_counter()
         try:
             if method == "OPTIONS":
                 if not re.search(r"https?://", headers.get("Origin", "")):
@@ -119,6 +123,15 @@ class HttpRestApiHandler:
         response.status = HTTP_STATUS[response.code]
         if self.enable_cors:
             response.headers.extend(CORS_HEADERS)
+        if method != "OPTIONS":
+            METRICS.record_request(
+                response.model_name,
+                response.method,
+                "REST",
+                response.code,
+                (time.perf_counter() - start) * 1e6,
+                response.version,
+            )
         return response
 
     def _dispatch(
@@ -161,7 +174,7 @@ class HttpRestApiHandler:
             )
         body = _decompress(body, headers.get("Content-Encoding", ""))
         if response.method == "predict":
-            return self._predict(name, version, label, body)
+            return self._predict(name, version, label, body, response)
         return self._classify_or_regress(response.method, name, version, label, body)
 
     def _status(self, name: str, version: int | None) -> bytes:
@@ -196,7 +209,14 @@ class HttpRestApiHandler:
             "}\n"
         ).encode()
 
-    def _predict(self, name: str, version: int | None, label: str | None, body: bytes) -> bytes:
+    def _predict(
+        self,
+        name: str,
+        version: int | None,
+        label: str | None,
+        body: bytes,
+        response: RestResponse,
+    ) -> bytes:
         doc = json_tensor.parse_json(body)
         signature_name = json_tensor.signature_name(doc)
         with self.core.servable(name, version, label) as (served_version, servable):
@@ -208,6 +228,7 @@ class HttpRestApiHandler:
                 )
             inputs, request_format = json_tensor.decode_predict_request(doc, signature)
             result = predict_util.run_predict(served_version, servable, inputs, key)
+        response.version = result.version
         return json_tensor.encode_predict_response(result.outputs, request_format)
 
     def _classify_or_regress(

@@ -14,7 +14,7 @@ from collections.abc import Sequence
 from ..config import ModelConfig, parse_config_file
 from ..core.status import ServingStatusError
 from ..errors import ConfigError
-from . import grpc_services, http_server
+from . import grpc_services, http_server, monitoring
 from .http_rest_api_handler import HttpRestApiHandler
 from .server_core import ServerCore, ServerCoreOptions
 
@@ -74,7 +74,14 @@ class Server:
             log.info("Running gRPC ModelServer at %s:%d ...", host, self.grpc_port)
         if flags.rest_api_port or flags.ephemeral_ports:
             port = 0 if flags.ephemeral_ports else flags.rest_api_port
-            api = HttpRestApiHandler(self.core, enable_cors=flags.rest_api_enable_cors_support)
+            routes = {}
+            if flags.monitoring_config_file:
+                path = monitoring.read_prometheus_path(flags.monitoring_config_file)
+                if path is not None:
+                    routes[path] = monitoring.METRICS.page
+            api = HttpRestApiHandler(
+                self.core, enable_cors=flags.rest_api_enable_cors_support, extra_routes=routes
+            )
             self._rest, self.rest_port = http_server.create_server(api, host, port)
             log.info("Exporting HTTP/REST API at:%s:%d ...", host, self.rest_port)
 

@@ -1,0 +1,38 @@
+"""--monitoring_config_file: Prometheus text with TF Serving's metric names on the REST port."""
+
+from __future__ import annotations
+
+import urllib.request
+
+import numpy as np
+from test_server_process import ServerProcess, canonical_predict
+
+
+def test_prometheus_endpoint_counts_requests(tmp_path, half_plus_two_base):
+    config = tmp_path / "monitoring.config"
+    config.write_text('prometheus_config { enable: true path: "/metrics/x" }')
+    server = ServerProcess(
+        tmp_path, f"--model_base_path={half_plus_two_base}", "--model_name=hp2",
+        "--ephemeral_ports", f"--monitoring_config_file={config}")
+    try:
+        for _ in range(3):
+            canonical_predict(server.channel, "hp2", np.ones((1, 1), np.float32))
+        server.rest("POST", "/v1/models/hp2:predict", b'{"instances": [[1.0]]}')
+        server.rest("POST", "/v1/models/nope:predict", b'{"instances": [[1.0]]}')
+        url = f"http://127.0.0.1:{server.rest_port}/metrics/x"
+        with urllib.request.urlopen(url, timeout=30) as reply:
+            assert reply.headers["Content-Type"] == "text/plain"
+            page = reply.read().decode()
+    finally:
+        server.stop()
+    lines = page.splitlines()
+    assert "# TYPE :tensorflow:serving:request_count counter" in lines
+    assert ':tensorflow:serving:request_count{model_name="hp2",status="OK"} 4.0' in lines
+    assert ':tensorflow:serving:request_count{model_name="nope",status="NOT_FOUND"} 1.0' in lines
+    assert "# TYPE :tensorflow:serving:request_latency histogram" in lines
+    grpc_count = next(line for line in lines if line.startswith(
+        ":tensorflow:serving:request_latency_count{") and 'entrypoint="GRPC"' in line)
+    assert 'API="Predict"' in grpc_count and grpc_count.endswith(" 3.0")
+    assert (':tfserve_nb:version_request_count{model_name="hp2",status="OK",version="1"} 4.0'
+            in lines)
+    assert not any("_created" in line or "_total" in line for line in lines)
