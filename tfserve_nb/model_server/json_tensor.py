@@ -584,8 +584,8 @@ class _RapidJsonReader:
     def significant_fraction_digits(int_digits: str, frac_digits: str, use_double: bool) -> int:
         """rapidjson's ``expFrac`` (minus the fraction digits kept in the significand), which
         bounds the exponent allowed before "Number too big"."""
-        if use_double:
-            significant = 0
+        if use_double:  # past 64 bits rapidjson already counts 18 or more significant digits
+            significant = 18
         else:
             significant = max(len(int_digits.lstrip("0")) - 1, 0)
             significand = int(int_digits or "0")
@@ -757,12 +757,12 @@ def _leaf_converter(dtype: str) -> Callable[[Any], Any]:
     JSON leaf to the Python value stored, raising upstream's error."""
     if dtype in ("DT_FLOAT", "DT_DOUBLE"):
 
-        def convert(value: Any) -> Any:
+        def convert_number(value: Any) -> Any:
             if isinstance(value, (int, float)) and type(value) is not bool:
                 return value
             raise _type_error(value, dtype)
 
-        return convert
+        return convert_number
     if dtype in ("DT_INT32", "DT_INT16", "DT_INT8", "DT_UINT8"):
         return _integer_converter(_INT32_MIN, _INT32_MAX, dtype)
     if dtype == "DT_INT64":
@@ -773,31 +773,31 @@ def _leaf_converter(dtype: str) -> Callable[[Any], Any]:
         return _integer_converter(0, _UINT64_MAX, dtype)
     if dtype == "DT_BOOL":
 
-        def convert(value: Any) -> Any:
+        def convert_bool(value: Any) -> Any:
             if type(value) is bool:
                 return value
             raise _type_error(value, dtype)
 
-        return convert
+        return convert_bool
     if dtype == "DT_STRING":
 
-        def convert(value: Any) -> Any:
+        def convert_string(value: Any) -> Any:
             if isinstance(value, str):
                 return _to_bytes(value)
             if isinstance(value, dict):
                 return _decode_base64_object(value)
             raise _type_error(value, dtype)
 
-        return convert
+        return convert_string
 
-    def convert(value: Any) -> Any:
+    def convert_other(value: Any) -> Any:
         if isinstance(value, dict):
             raise _type_error(value, dtype)
         raise unimplemented(
             f"Conversion of JSON Value: {_debug_string(value)} to type: {_dtype_string(dtype)}"
         )
 
-    return convert
+    return convert_other
 
 
 def _dense_shape(value: Any) -> tuple[int, ...]:
@@ -1327,6 +1327,7 @@ def _fill_example(value: Any, example: Any) -> None:
     for name, content in value.items():
         kind: str | None = None
         collected: list[Any] = []
+        converted: Any
         for item in content if isinstance(content, list) else (content,):
             if item is None or isinstance(item, list):
                 raise _feature_error(name, item)

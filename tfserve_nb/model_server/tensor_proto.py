@@ -61,7 +61,7 @@ _FIELDS = {
 }
 """The repeated field holding each dtype's values when ``tensor_content`` is empty."""
 
-_FIELD_DTYPES = {
+_FIELD_DTYPES: dict[str, np.dtype] = {
     "int_val": np.dtype(np.int32),
     "half_val": np.dtype(np.uint16),
     "scomplex_val": np.dtype(np.float32),
