@@ -19,6 +19,8 @@ from ..servables.signature import (
     NUMPY_DTYPES,
     Signature,
     TensorSpec,
+    dtype_name_of,
+    dtype_string,
 )
 
 
@@ -90,18 +92,16 @@ def _shape_text(shape: Sequence[int | None]) -> str:
 def check_input(spec: TensorSpec, index: int, array: np.ndarray) -> None:
     """Raise INVALID_ARGUMENT if ``array`` does not fit input ``spec`` (dtype, then shape).
 
-    The dtype text is TensorFlow's (``Expects arg[0] to be float but int32 is provided``); shape
+    ``index`` is the input's position among the fed tensors sorted by graph tensor name. The
+    dtype text is TensorFlow's (``Expects arg[0] to be float but int32 is provided``); shape
     mismatches name the input and both shapes.
     """
-    expected = NUMPY_DTYPES.get(spec.dtype)
-    if (
-        expected is not None
-        and array.dtype != expected
-        and not (spec.dtype == "DT_STRING" and array.dtype.kind in "OS")
-    ):
-        got = "string" if array.dtype.kind in "OSU" else str(array.dtype)
-        want = "string" if spec.dtype == "DT_STRING" else str(expected)
-        raise invalid_argument(f"Expects arg[{index}] to be {want} but {got} is provided")
+    got = dtype_name_of(array)
+    if got != spec.dtype and spec.dtype in NUMPY_DTYPES:
+        raise invalid_argument(
+            f"Expects arg[{index}] to be {dtype_string(spec.dtype)} but {dtype_string(got)} "
+            "is provided"
+        )
     if spec.shape is None:
         return
     if len(spec.shape) != array.ndim or any(
@@ -134,6 +134,7 @@ def run_predict(
     signature = find_signature(servable.signatures, signature_name)
     check_inputs(signature, inputs.keys())
     aliases = output_aliases(signature, output_filter)
-    for index, alias in enumerate(sorted(signature.inputs)):
-        check_input(signature.inputs[alias], index, inputs[alias])
+    by_tensor_name = sorted(signature.inputs.values(), key=lambda spec: spec.tensor_name)
+    for index, spec in enumerate(by_tensor_name):
+        check_input(spec, index, inputs[spec.alias])
     return PredictResult(version, signature.key, servable.run(signature, inputs, aliases))

@@ -39,7 +39,7 @@ def predict(core: ServerCore, request: Any) -> Any:
     """``PredictionService.Predict``."""
     spec = request.model_spec
     version, label = model_spec_version(spec)
-    inputs = {alias: tensor_proto.to_ndarray(t) for alias, t in request.inputs.items()}
+    inputs = {alias: tensor_proto.to_ndarray(t, alias=alias) for alias, t in request.inputs.items()}
     result = core.predict(
         spec.name,
         inputs,
@@ -53,7 +53,8 @@ def predict(core: ServerCore, request: Any) -> Any:
     response.model_spec.version.value = result.version
     response.model_spec.signature_name = result.signature_name
     for alias, array in result.outputs.items():
-        response.outputs[alias].CopyFrom(tensor_proto.from_ndarray(array))
+        # TF Serving's default (kAsProtoField): typed fields, which clients read as float_val etc.
+        response.outputs[alias].CopyFrom(tensor_proto.from_ndarray(array, as_field=True))
     return response
 
 

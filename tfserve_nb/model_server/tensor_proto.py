@@ -35,7 +35,7 @@ import numpy as np
 from tensorflow.core.framework import tensor_pb2, types_pb2
 
 from tfserve_nb.core.status import invalid_argument, unimplemented
-from tfserve_nb.servables.signature import NUMPY_DTYPES
+from tfserve_nb.servables.signature import NUMPY_DTYPES, dtype_name_of, dtype_string
 
 __all__ = ["from_ndarray", "to_ndarray"]
 
@@ -68,11 +68,6 @@ _FIELD_DTYPES: dict[str, np.dtype] = {
     "dcomplex_val": np.dtype(np.float64),
 }
 """How a field's values are read before the cast to the tensor dtype (others: the dtype)."""
-
-
-def _dtype_string(dtype: str) -> str:
-    """TensorFlow's ``DataTypeString``: ``DT_FLOAT`` -> ``float``."""
-    return dtype.removeprefix("DT_").lower()
 
 
 def _numpy_dtype(dtype: str) -> np.dtype | None:
@@ -163,7 +158,7 @@ def to_ndarray(
     target = _numpy_dtype(dtype)
     if target is None or dtype not in _FIELDS:
         raise unimplemented(
-            f"Tensors of type {_dtype_string(dtype)} are not supported by this server"
+            f"Tensors of type {dtype_string(dtype)} are not supported by this server"
         )
     count = math.prod(dims)
     content = proto.tensor_content  # each read of a bytes field copies it
@@ -188,28 +183,13 @@ def to_ndarray(
         raise invalid_argument(f"tensor parsing error: {alias}") from None
     if expected_dtype is not None and dtype != expected_dtype:
         raise invalid_argument(
-            f"Expects arg[{arg_index}] to be {_dtype_string(expected_dtype)} "
-            f"but {_dtype_string(dtype)} is provided"
+            f"Expects arg[{arg_index}] to be {dtype_string(expected_dtype)} "
+            f"but {dtype_string(dtype)} is provided"
         )
     return array
 
 
 _DTYPE_NAMES = frozenset(types_pb2.DataType.values())
-_DTYPES_BY_NUMPY = {np_dtype: name for name, np_dtype in NUMPY_DTYPES.items()}
-
-
-def _dtype_of(array: np.ndarray) -> str:
-    """The TensorFlow dtype name of a numpy array (bytes, str and object arrays: strings)."""
-    if array.dtype.kind in "OSU":
-        return "DT_STRING"
-    if array.dtype.name == "bfloat16":
-        return "DT_BFLOAT16"
-    name = _DTYPES_BY_NUMPY.get(array.dtype)
-    if name is None:
-        raise invalid_argument(f"Cannot convert an array of numpy dtype {array.dtype} to a tensor")
-    return name
-
-
 def from_ndarray(
     array: np.ndarray, dtype: str | None = None, *, as_field: bool = False
 ) -> tensor_pb2.TensorProto:
@@ -224,7 +204,7 @@ def from_ndarray(
         ServingStatusError: INVALID_ARGUMENT for a numpy dtype TensorFlow has no dtype for.
     """
     array = np.asarray(array)
-    name = dtype or _dtype_of(array)
+    name = dtype or dtype_name_of(array)
     proto = tensor_pb2.TensorProto(dtype=types_pb2.DataType.Value(name))
     proto.tensor_shape.SetInParent()  # present even for scalars, as TensorFlow writes it
     for size in array.shape:
@@ -237,7 +217,7 @@ def from_ndarray(
     target = _numpy_dtype(name)
     if target is None or name not in _FIELDS:
         raise unimplemented(
-            f"Tensors of type {_dtype_string(name)} are not supported by this server"
+            f"Tensors of type {dtype_string(name)} are not supported by this server"
         )
     values = np.ascontiguousarray(array, dtype=target.newbyteorder("<"))
     if not as_field:

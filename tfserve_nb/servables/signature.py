@@ -11,6 +11,8 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from ..core.status import invalid_argument
+
 NUMPY_DTYPES: dict[str, np.dtype] = {
     "DT_FLOAT": np.dtype(np.float32),
     "DT_DOUBLE": np.dtype(np.float64),
@@ -29,6 +31,27 @@ NUMPY_DTYPES: dict[str, np.dtype] = {
     "DT_COMPLEX128": np.dtype(np.complex128),
 }
 """numpy dtype for each TensorFlow dtype name. Strings are numpy object arrays of ``bytes``."""
+
+_DTYPES_BY_NUMPY = {np_dtype: name for name, np_dtype in NUMPY_DTYPES.items()}
+
+
+def dtype_string(dtype: str) -> str:
+    """TensorFlow's ``DataTypeString``: ``DT_FLOAT`` -> ``float``."""
+    return dtype.removeprefix("DT_").lower()
+
+
+def dtype_name_of(array: np.ndarray) -> str:
+    """The TensorFlow dtype name of a numpy array (bytes, str and object arrays: strings).
+    Raises INVALID_ARGUMENT for a numpy dtype TensorFlow has no dtype for."""
+    if array.dtype.kind in "OSU":
+        return "DT_STRING"
+    if array.dtype.name == "bfloat16":
+        return "DT_BFLOAT16"
+    name = _DTYPES_BY_NUMPY.get(array.dtype)
+    if name is None:
+        raise invalid_argument(f"Cannot convert an array of numpy dtype {array.dtype} to a tensor")
+    return name
+
 
 DEFAULT_SERVING_SIGNATURE_DEF_KEY = "serving_default"
 PREDICT_METHOD_NAME = "tensorflow/serving/predict"
