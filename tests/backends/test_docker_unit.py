@@ -7,6 +7,7 @@ import io
 import os
 import subprocess
 import sys
+import types
 from importlib import metadata
 from pathlib import Path
 
@@ -17,9 +18,11 @@ from tfserve_nb.backends import docker as backend
 from tfserve_nb.backends.docker import (
     ContainerSpec,
     DockerBackend,
+    DockerServerProcess,
     PullProgress,
     check_architecture,
     container_error,
+    container_models,
     engine_error,
     image_error,
     owner_alive,
@@ -355,3 +358,62 @@ def test_a_failed_pull_says_why(monkeypatch: pytest.MonkeyPatch, error: str, exp
     monkeypatch.setattr(sys, "stderr", io.StringIO())
     with pytest.raises(BackendUnavailableError, match=expected):
         backend.pull_image(FakeClient([{"error": error}]), "tensorflow/serving:2.21.0")
+
+
+def test_pull_shows_a_progress_bar_in_a_notebook(monkeypatch: pytest.MonkeyPatch) -> None:
+    shown: list = []
+    monkeypatch.setattr(backend, "_in_notebook", lambda: True)
+    monkeypatch.setattr("IPython.display.display", shown.append)
+    done = [{"status": "Pull complete", "progressDetail": {}, "id": layer} for layer in "ab"]
+    backend.pull_image(FakeClient(PULL_EVENTS + done), "tensorflow/serving:2.21.0")
+    ((bar, label),) = [box.children for box in shown]
+    assert bar.value == 1.0 and bar.bar_style == "success"
+    assert label.value == "Pulling tensorflow/serving:2.21.0: 100% of 400.0 MB"
+
+
+def test_a_notebook_is_an_ipython_kernel(monkeypatch: pytest.MonkeyPatch) -> None:
+    kernel_shell = types.SimpleNamespace(kernel=object())
+    monkeypatch.setitem(
+        sys.modules, "IPython", types.SimpleNamespace(get_ipython=lambda: kernel_shell)
+    )
+    assert backend._in_notebook()
+    terminal_shell = types.SimpleNamespace()
+    monkeypatch.setitem(
+        sys.modules, "IPython", types.SimpleNamespace(get_ipython=lambda: terminal_shell)
+    )
+    assert not backend._in_notebook()
+
+
+class FakeContainer:
+    """Just enough of a docker ``Container`` for :class:`DockerServerProcess.stop`."""
+
+    def __init__(self) -> None:
+        self.removed = False
+
+    def stop(self, timeout: int) -> None:
+        assert timeout == 5
+
+    def logs(self, stdout: bool, stderr: bool, tail: str | int) -> bytes:
+        return b"line 1\nline 2"
+
+    def remove(self, force: bool) -> None:
+        self.removed = True
+
+
+def test_reload_configs_get_the_paths_the_container_sees(config_dir: Path) -> None:
+    models = [ModelConfig("m", "/data/m")]
+    spec = spec_for(config_dir, *models, volumes={"/data/more/": "/more"})
+    container = FakeContainer()
+    process = DockerServerProcess(container, spec, container_models(models), config_dir, 1, 2)
+    try:
+        labelled = ModelConfig("m", "/data/m", labels={"stable": 1})
+        assert process.server_model(labelled) == ModelConfig("m", "/models/m", labels={"stable": 1})
+        assert process.server_model(ModelConfig("m", "/models/m")).base_path == "/models/m"
+        assert process.server_model(ModelConfig("n", "/data/more/n")).base_path == "/more/n"
+        with pytest.raises(ConfigError, match="/data/mm is not mounted in container"):
+            process.server_model(ModelConfig("mm", "/data/mm"))
+    finally:
+        process.stop()
+    assert container.removed and not config_dir.exists()
+    assert process.logs(tail=1) == "line 2"
+    process.stop()  # idempotent

@@ -90,8 +90,8 @@ def test_policy_and_labels_through_config_reloads(
 ) -> None:
     base = half_plus_two_models.make_base_path(tmp_path, versions=(1, 2))
     with serve(base, backend=make_docker_backend()) as server:
-        server.set_version_policy("all")
-        assert server.wait_until_available(1, timeout=60) == 1
+        server.set_version_policy("all", timeout=30)
+        assert server.wait_until_available(1, timeout=30) == 1
         server.set_labels({"stable": 1, "canary": 2})
         np.testing.assert_allclose(server.predict([[1.0]], label="stable"), [[2.5]])
         np.testing.assert_allclose(server.predict([[1.0]], label="canary"), [[3.5]])
@@ -167,7 +167,7 @@ def test_published_ports_bind_loopback_only(
             "8500/tcp": [{"HostIp": "127.0.0.1", "HostPort": ""}],
             "8501/tcp": [{"HostIp": "127.0.0.1", "HostPort": str(backend.rest_port)}],
         }
-        assert process.container.attrs["HostConfig"]["NetworkMode"] == "default"
+        assert process.container.attrs["HostConfig"]["NetworkMode"] in ("default", "bridge")
     finally:
         process.stop()
 

@@ -259,11 +259,14 @@ class LocalServerProcess(ServerProcess):
     def __init__(
         self,
         popen: subprocess.Popen[bytes],
+        command: Sequence[str],
         models: Sequence[ModelConfig],
         grpc_port: int,
         rest_port: int,
         workdir: Path,
     ) -> None:
+        self.command = list(command)
+        """The server's command line."""
         self.models = list(models)
         """The models as the server was started with them (base for config reloads)."""
         self._popen = popen
@@ -287,11 +290,6 @@ class LocalServerProcess(ServerProcess):
     def pid(self) -> int:
         """The server's process id."""
         return self._popen.pid
-
-    @property
-    def command(self) -> list[str]:
-        """The server's command line."""
-        return [str(arg) for arg in self._popen.args]
 
     def alive(self) -> bool:
         return self._popen.poll() is None
@@ -350,12 +348,17 @@ class LocalBinaryBackend(Backend):
         return shutil.which(self.binary)
 
     def check_available(self) -> None:
-        if self.binary_path() is None:
+        self._resolved_binary()
+
+    def _resolved_binary(self) -> str:
+        path = self.binary_path()
+        if path is None:
             raise BackendUnavailableError(
                 f"No {self.binary} binary found on PATH. Install TensorFlow Serving's "
                 "tensorflow_model_server, or pass binary='/path/to/tensorflow_model_server' — or "
                 "serve without it: backend='embedded' (same protocol) or backend='docker'."
             )
+        return path
 
     def start(
         self,
@@ -364,9 +367,7 @@ class LocalBinaryBackend(Backend):
         extra_args: Sequence[str] = (),
         startup_timeout: float = 120.0,
     ) -> LocalServerProcess:
-        self.check_available()
-        binary = self.binary_path()
-        assert binary is not None
+        binary = self._resolved_binary()
         models = validate(models)
         check_managed_flags(extra_args)
         check_model_dirs(models)
@@ -379,16 +380,17 @@ class LocalBinaryBackend(Backend):
                 f"--model_name={models[0].name}",
                 f"--model_base_path={models[0].base_path}",
             ]
-        args = [binary, f"--port={grpc_port}", f"--rest_api_port={rest_port}", *model_args]
+        command = [binary, f"--port={grpc_port}", f"--rest_api_port={rest_port}", *model_args]
+        command += extra_args
         with open(workdir / "server.log", "wb") as log:
             popen = subprocess.Popen(
-                [*args, *extra_args],
+                command,
                 stdin=subprocess.DEVNULL,
                 stdout=log,
                 stderr=subprocess.STDOUT,
                 preexec_fn=_die_with_parent(),
             )
-        process = LocalServerProcess(popen, models, grpc_port, rest_port, workdir)
+        process = LocalServerProcess(popen, command, models, grpc_port, rest_port, workdir)
         try:
             wait_until_serving(
                 process.grpc_address,
