@@ -7,11 +7,10 @@ from pathlib import Path
 
 import pytest
 
-from tfserve_nb.backends.auto import choose_backend, resolve_backend
-from tfserve_nb.backends.docker import DockerBackend
+from tfserve_nb.backends.auto import choose_backend
 from tfserve_nb.backends.embedded import EmbeddedBackend
 from tfserve_nb.backends.local import LocalBinaryBackend
-from tfserve_nb.errors import BackendUnavailableError, ConfigError
+from tfserve_nb.errors import BackendUnavailableError
 
 
 @pytest.fixture
@@ -68,17 +67,3 @@ def test_no_backend_at_all_names_every_reason(
     message = str(caught.value)
     assert message.startswith("No backend can serve here: no Docker engine answers at")
     assert "no tensorflow_model_server is on PATH" in message and "needs tensorflow" in message
-
-
-def test_resolve_backend_by_name_instance_or_auto(no_engine: str, bin_dir: Path) -> None:
-    backend, reason = resolve_backend("docker", image="me/serving:1")
-    assert isinstance(backend, DockerBackend) and backend.image == "me/serving:1"
-    assert reason == "Using the docker backend, as asked."
-    assert isinstance(resolve_backend("local")[0], LocalBinaryBackend)
-    given = EmbeddedBackend()
-    assert resolve_backend(given) == (given, "Using the embedded backend given.")
-    assert isinstance(resolve_backend()[0], EmbeddedBackend)
-    with pytest.raises(TypeError, match="ready backend"):
-        resolve_backend(given, image="x")
-    with pytest.raises(ConfigError, match="Unknown backend 'kubernetes'"):
-        resolve_backend("kubernetes")

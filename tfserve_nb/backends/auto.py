@@ -1,10 +1,9 @@
-"""Choosing a backend: ``serve(..., backend="auto")`` and backends by name.
+"""Choosing a backend for ``serve(..., backend="auto")``.
 
 :func:`choose_backend` takes, in this order: Docker when an engine answers and the image is
 present locally (choosing never pulls), else a ``tensorflow_model_server`` on PATH, else the
 embedded server. It returns the backend and a sentence saying which one and why, for the notebook
-to show. :func:`resolve_backend` turns ``serve``'s ``backend=`` argument (a name or a
-:class:`~tfserve_nb.backends.base.Backend`) into a backend.
+to show.
 
 Options are keyword arguments of the backends' constructors; each goes to every candidate that
 takes it (``image=`` to Docker, ``binary=`` to the local binary, ``grpc_port=`` to both), and one
@@ -17,12 +16,10 @@ import inspect
 import re
 from typing import Any
 
-from ..errors import BackendUnavailableError, ConfigError
+from ..errors import BackendUnavailableError
 from .base import Backend
 from .docker import DockerBackend
 from .local import LocalBinaryBackend
-
-BACKEND_NAMES = ("auto", "docker", "local", "embedded")
 
 
 def _candidates() -> dict[str, type[Backend]]:
@@ -83,24 +80,3 @@ def choose_backend(**options: Any) -> tuple[Backend, str]:
             f"No backend can serve here: {docker_reason}; {local_reason}; and {exc}"
         ) from exc
     return embedded, f"Using the embedded server (same protocol): {docker_reason}; {local_reason}."
-
-
-def resolve_backend(backend: str | Backend = "auto", **options: Any) -> tuple[Backend, str]:
-    """The backend ``serve(..., backend=backend, **options)`` uses, and a sentence saying why.
-
-    ``backend`` is ``"auto"`` (:func:`choose_backend`), ``"docker"``, ``"local"``,
-    ``"embedded"`` (that backend built with ``options``) or a ready :class:`Backend` (then
-    ``options`` must be empty). Raises :class:`ConfigError` for another name.
-    """
-    if isinstance(backend, Backend):
-        if options:
-            raise TypeError(f"backend options {sorted(options)} given with a ready backend")
-        return backend, f"Using the {backend.name} backend given."
-    if backend == "auto":
-        return choose_backend(**options)
-    candidates = _candidates()
-    if backend not in candidates:
-        raise ConfigError(
-            f"Unknown backend {backend!r}: choose one of {', '.join(map(repr, BACKEND_NAMES))}"
-        )
-    return candidates[backend](**options), f"Using the {backend} backend, as asked."
