@@ -221,7 +221,7 @@ class ModelServer:
         """Send ``models`` as the server's whole config (``HandleReloadConfigRequest``)."""
         models = validate(models)
         with self._lock:
-            self.client.reload_config(models)
+            self.client.reload_config([self.process.server_model(m) for m in models])
             self._models = {m.name: m for m in models}
 
     def _update(self, model_name: str | None, **changes: Any) -> ModelConfig:

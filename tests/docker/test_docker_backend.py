@@ -23,7 +23,6 @@ import numpy as np
 import pytest
 
 from tfserve_nb.backends.auto import choose_backend
-from tfserve_nb.backends.base import ServerProcess
 from tfserve_nb.backends.docker import (
     LABEL_CONFIG_DIR,
     LABEL_OWNER_PID,
@@ -79,12 +78,6 @@ def test_serve_predict_switch_version_label_and_stop(
     assert not Path(container.labels[LABEL_CONFIG_DIR]).exists()
 
 
-@pytest.mark.xfail(
-    not hasattr(ServerProcess, "server_model"),
-    reason="the handle sends host base paths in config reloads; the container needs its own paths "
-    "(ServerProcess.server_model, used by ModelServer.reload)",
-    strict=True,
-)
 def test_policy_and_labels_through_config_reloads(
     make_docker_backend: MakeBackend, half_plus_two_models, tmp_path: Path
 ) -> None:

@@ -43,6 +43,10 @@ class ServerProcess(abc.ABC):
     def stop(self, grace: float = 5.0) -> None:
         """Stop the server and release everything it holds (process, container, temp files)."""
 
+    def server_model(self, config: ModelConfig) -> ModelConfig:
+        """``config`` as the server sees it (e.g. base paths inside a container), for reloads."""
+        return config
+
     def describe(self) -> dict[str, str]:
         """Facts shown to the user (backend, addresses, and backend-specific ones)."""
         return {"backend": self.backend_name, "grpc": self.grpc_address, "rest": self.rest_url}
