@@ -116,7 +116,9 @@ class AspiredVersionsManager:
         finally:
             with self._cond:
                 harness.handles -= 1
-                if harness.handles == 0:
+                # Only an unload waits for the last handle; waking the manager thread on
+                # every request would cost each one a thread switch.
+                if harness.handles == 0 and harness.state is HarnessState.UNLOADING:
                     self._cond.notify_all()
 
     def available_versions(self, name: str) -> list[int]:

@@ -12,7 +12,10 @@ counters carry no ``_total`` suffix, so they are exposed by a small collector ra
 prometheus-client's ``Counter`` (whose exposition would rename them), and the ``# HELP`` and
 ``# TYPE`` lines prometheus-client writes for them are given the same names back. Upstream
 metrics carry no version; ours add ``:tfserve_nb:version_request_count{model_name,version,
-status}`` so a rollout can be watched per version.
+status}`` so a rollout can be watched per version. With ``--enable_batching`` the batch
+schedulers report upstream's ``batching_session`` metrics (queuing latency, input and processed
+batch sizes, padding, wrapped runs) through :class:`Metrics`, which implements
+:class:`~tfserve_nb.batching.metrics.BatchingMetrics`.
 """
 
 from __future__ import annotations
@@ -26,7 +29,15 @@ from prometheus_client import CollectorRegistry, Histogram, disable_created_metr
 from prometheus_client.core import Metric
 from prometheus_client.registry import Collector
 
-from ..batching.metrics import QUEUING_LATENCY, MetricDefinition, exponential_buckets
+from ..batching.metrics import (
+    INPUT_BATCH_SIZE,
+    PADDING_SIZE,
+    PROCESSED_BATCH_SIZE,
+    QUEUING_LATENCY,
+    WRAPPED_RUN_COUNT,
+    MetricDefinition,
+    exponential_buckets,
+)
 from ..core.status import Code, invalid_argument
 
 DEFAULT_PATH = "/monitoring/prometheus/metrics"
@@ -136,7 +147,7 @@ class Metrics:
     def __init__(self) -> None:
         disable_created_metrics()  # upstream exports no *_created series
         self.registry = CollectorRegistry(auto_describe=True)
-        self._counters = _Counters([REQUEST_COUNT, VERSION_REQUEST_COUNT])
+        self._counters = _Counters([REQUEST_COUNT, VERSION_REQUEST_COUNT, WRAPPED_RUN_COUNT])
         self.registry.register(self._counters)
         self._histograms = {
             d.name: Histogram(
@@ -144,9 +155,16 @@ class Metrics:
                 d.description,
                 d.labels,
                 registry=self.registry,
-                buckets=d.buckets,
+                buckets=d.buckets or (),  # every histogram definition has buckets
             )
-            for d in (REQUEST_LATENCY, MODEL_WARMUP_LATENCY, QUEUING_LATENCY)
+            for d in (
+                REQUEST_LATENCY,
+                MODEL_WARMUP_LATENCY,
+                QUEUING_LATENCY,
+                INPUT_BATCH_SIZE,
+                PROCESSED_BATCH_SIZE,
+                PADDING_SIZE,
+            )
         }
 
     def record_request(
@@ -174,8 +192,23 @@ class Metrics:
             model_path, "OK" if ok else "ERROR"
         ).observe(latency_us)
 
-    def record_queuing(self, latency_us: float) -> None:
-        self._histograms[QUEUING_LATENCY.name].labels("").observe(latency_us)
+    # The batching measurements (tfserve_nb.batching.metrics.BatchingMetrics); upstream's
+    # batching sessions record queuing latency with an empty thread pool name.
+
+    def record_input_batch_size(self, size: int) -> None:
+        self._histograms[INPUT_BATCH_SIZE.name].observe(size)
+
+    def record_queuing_latency(self, micros: float) -> None:
+        self._histograms[QUEUING_LATENCY.name].labels("").observe(micros)
+
+    def record_processed_batch_size(self, size: int) -> None:
+        self._histograms[PROCESSED_BATCH_SIZE.name].observe(size)
+
+    def record_padding_size(self, padding_size: int, execution_batch_size: int) -> None:
+        self._histograms[PADDING_SIZE.name].labels(str(execution_batch_size)).observe(padding_size)
+
+    def record_wrapped_run(self) -> None:
+        self._counters.inc(WRAPPED_RUN_COUNT)
 
     def page(self) -> tuple[str, bytes]:
         """``(content_type, body)`` of the Prometheus page."""

@@ -8,9 +8,11 @@ from __future__ import annotations
 
 import argparse
 import logging
+import os
 import threading
 from collections.abc import Sequence
 
+from ..batching.batching_parameters import BatchingParameters, batching_parameters_for_server
 from ..config import ModelConfig, parse_config_file
 from ..core.status import ServingStatusError
 from ..errors import ConfigError
@@ -21,7 +23,14 @@ from .server_core import ServerCore, ServerCoreOptions
 log = logging.getLogger("tfserve_nb.model_server")
 
 
+MAX_REQUEST_THREADS = 1024
+"""Upper bound of the default request thread count (threads are started only when needed)."""
+
+
 def core_options(flags: argparse.Namespace) -> ServerCoreOptions:
+    """The core's options from the command line; raises ServingStatusError for a batching
+    parameters file that cannot be read or is invalid (a start-up failure)."""
+    batching = batching_parameters_for_server(flags.enable_batching, flags.batching_parameters_file)
     return ServerCoreOptions(
         file_system_poll_wait_seconds=flags.file_system_poll_wait_seconds,
         allow_version_labels_for_unavailable_models=(
@@ -31,7 +40,23 @@ def core_options(flags: argparse.Namespace) -> ServerCoreOptions:
         load_retry_interval_seconds=flags.load_retry_interval_micros / 1e6,
         num_load_threads=flags.num_load_threads or 2,
         saved_model_tags=tuple(t for t in flags.saved_model_tags.split(",") if t),
+        batching_parameters=batching,
+        batching_metrics=monitoring.METRICS if batching and flags.monitoring_config_file else None,
     )
+
+
+def request_threads(batching: BatchingParameters | None) -> int:
+    """How many requests a front-end runs at once by default: four per core (at least 16),
+    enough to keep the cores busy while some requests wait on I/O. With batching, also enough
+    for a full batch to form while every batch thread runs one
+    (``max_batch_size * (num_batch_threads + 1)``, at most :data:`MAX_REQUEST_THREADS`):
+    a request waiting for its batch holds its thread, so fewer threads would cap the batch size.
+    """
+    threads = max(16, 4 * (os.cpu_count() or 1))
+    if batching is not None:
+        waiting = batching.max_batch_size * (batching.num_batch_threads + 1)
+        threads = max(threads, min(waiting, MAX_REQUEST_THREADS))
+    return threads
 
 
 class Server:
@@ -67,7 +92,9 @@ class Server:
         host = flags.bind_address
         if flags.port or flags.ephemeral_ports:
             port = 0 if flags.ephemeral_ports else flags.port
-            workers = flags.grpc_max_threads or 16
+            workers = flags.grpc_max_threads or request_threads(
+                self.core.options.batching_parameters
+            )
             self._grpc, self.grpc_port = grpc_services.create_server(
                 self.core, f"{host}:{port}", workers
             )

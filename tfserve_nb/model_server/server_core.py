@@ -23,6 +23,9 @@ from typing import Any
 
 import numpy as np
 
+from ..batching.batch_scheduler import SharedBatchScheduler
+from ..batching.batching_parameters import BatchingParameters
+from ..batching.metrics import BatchingMetrics
 from ..config import ModelConfig, validate
 from ..core.aspired_versions_manager import AspiredVersionsManager
 from ..core.loader import Loader
@@ -32,7 +35,7 @@ from ..core.servable_state_monitor import ServableStateMonitor
 from ..core.source import SourceAdapter
 from ..core.status import Code, ServingStatusError, failed_precondition, invalid_argument, not_found
 from ..errors import ConfigError
-from ..servables.saved_model import SavedModelLoader
+from ..servables.saved_model import BatchingOptions, SavedModelLoader
 from ..sources.file_system_storage_path_source import FileSystemStoragePathSource, ServableToMonitor
 from . import predict_util
 
@@ -47,6 +50,12 @@ class ServerCoreOptions:
     load_retry_interval_seconds: float = 60.0
     num_load_threads: int = 2
     saved_model_tags: tuple[str, ...] = ("serve",)
+    batching_parameters: BatchingParameters | None = None
+    """``--enable_batching``: batch every signature of every version with these parameters,
+    on one pool of ``num_batch_threads`` batch threads shared by the whole server (``None``: no
+    batching). Applies to the default loaders only."""
+    batching_metrics: BatchingMetrics | None = None
+    """Where the batching measurements go (the monitoring metrics), if anywhere."""
 
 
 LoaderFactory = Callable[[ServableId, str], Loader]
@@ -65,7 +74,16 @@ class ServerCore:
             load_retry_interval=options.load_retry_interval_seconds,
         )
         tags = options.saved_model_tags
-        factory = loader_factory or (lambda _id, path: SavedModelLoader(path, tags))
+        self._batch_scheduler: SharedBatchScheduler | None = None
+        batching = None
+        if options.batching_parameters is not None:
+            self._batch_scheduler = SharedBatchScheduler.from_parameters(
+                options.batching_parameters
+            )
+            batching = BatchingOptions(
+                options.batching_parameters, self._batch_scheduler, options.batching_metrics
+            )
+        factory = loader_factory or (lambda _id, path: SavedModelLoader(path, tags, batching))
         self._source = FileSystemStoragePathSource(
             [],
             SourceAdapter(factory, self.manager.set_aspired_versions),
@@ -212,6 +230,8 @@ class ServerCore:
         return [states[v] for v in sorted(states, reverse=True)]
 
     def stop(self) -> None:
-        """Stop polling and unload everything."""
+        """Stop polling, unload everything and stop the batch threads."""
         self._source.stop()
         self.manager.stop()
+        if self._batch_scheduler is not None:
+            self._batch_scheduler.close()
