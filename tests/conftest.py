@@ -135,6 +135,32 @@ def image_cnn_models(model_cache: Path) -> ModelVersions:
 
     return _export_versions(model_cache, "image_cnn", lambda _: models.image_cnn(), (1,))
 
+@pytest.fixture(scope="session")
+def dtypes_models(model_cache: Path) -> ModelVersions:
+    """``dtypes``: version 1, one input per dtype of ``models.JSON_DTYPES``, echoed back."""
+    import models
+
+    return _export_versions(model_cache, "dtypes", lambda _: models.dtypes_echo(), (1,))
+
+
+@pytest.fixture(scope="session")
+def float16_models(model_cache: Path) -> ModelVersions:
+    """``float16``: version 1, one ``float16`` input echoed back (no JSON conversion exists)."""
+    import models
+
+    return _export_versions(
+        model_cache, "float16", lambda _: models.dtypes_echo(("float16",)), (1,)
+    )
+
+
+@pytest.fixture(scope="session")
+def busy_wait_models(model_cache: Path) -> ModelVersions:
+    """``busy_wait``: version 1, answers ``y = seconds`` after busy-waiting that long."""
+    import models
+
+    return _export_versions(model_cache, "busy_wait", lambda _: models.busy_wait(), (1,))
+
+
 
 # --- base paths a test may modify (function-scoped copies) ---------------------------------------
 

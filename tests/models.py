@@ -11,6 +11,10 @@ digits_classifier  ``pixels`` float32[?,64] (0..1)           ``output_0`` float3
 half_plus_two      ``x`` float32[?,1]                        ``y`` = 0.5·x + 1 + version, exactly
 multi_io_model     ``a`` float32[?,2], ``b`` float32[?,3]    ``sum`` [?,1], ``doubled`` [?,5]
 image_cnn          ``image`` float32[?,28,28,1]              ``output_0`` float32[?,10] softmax
+dtypes_echo        one ``<dtype>`` [?,2] per dtype given     ``<dtype>_out`` echoes each input;
+                   (default :data:`JSON_DTYPES`)             ``string_bytes`` echoes ``string``
+busy_wait          ``seconds`` float32[?,1]                  ``y`` = ``seconds``, returned after
+                                                             busy-waiting the largest of them
 =================  ========================================  =====================================
 """
 
@@ -20,6 +24,7 @@ from dataclasses import dataclass
 
 import keras
 import numpy as np
+import tensorflow as tf
 
 
 @dataclass(frozen=True)
@@ -103,3 +108,64 @@ def image_cnn(seed: int = 0) -> keras.Model:
     h = keras.layers.Conv2D(16, 3, activation="relu")(h)
     h = keras.layers.GlobalAveragePooling2D()(h)
     return keras.Model(image, keras.layers.Dense(10, activation="softmax")(h), name="image_cnn")
+
+
+JSON_DTYPES = (
+    "float32",
+    "float64",
+    "int8",
+    "int16",
+    "int32",
+    "int64",
+    "uint8",
+    "uint32",
+    "uint64",
+    "bool",
+    "string",
+)
+"""The dtypes TF Serving's REST codec converts JSON values to (``json_tensor.cc``)."""
+
+
+class _Echo(keras.layers.Layer):
+    """Returns its input unchanged, whatever its dtype (no autocasting to float32)."""
+
+    def __init__(self, **kwargs: object) -> None:
+        super().__init__(autocast=False, **kwargs)
+
+    def call(self, x: tf.Tensor) -> tf.Tensor:
+        return tf.identity(x)
+
+    def compute_output_spec(self, x: keras.KerasTensor) -> keras.KerasTensor:
+        return keras.KerasTensor(x.shape, x.dtype)
+
+
+def dtypes_echo(dtypes: tuple[str, ...] = JSON_DTYPES) -> keras.Model:
+    """One input per dtype, named after it (``float32``, ``string``...), shape ``[?,2]``; each
+    comes back unchanged as ``<dtype>_out``. With ``string`` among them, ``string_bytes`` echoes
+    it too, so the REST answer shows it as ``{"b64": ...}``."""
+    inputs = {dtype: keras.Input((2,), dtype=dtype, name=dtype) for dtype in dtypes}
+    outputs = {f"{dtype}_out": _Echo(name=f"echo_{dtype}")(x) for dtype, x in inputs.items()}
+    if "string" in inputs:
+        outputs["string_bytes"] = _Echo(name="echo_string_bytes")(inputs["string"])
+    return keras.Model(inputs, outputs, name="dtypes_echo")
+
+
+class _BusyWait(keras.layers.Layer):
+    """Spins until the largest of its inputs, in seconds, has passed; then returns them."""
+
+    def call(self, seconds: tf.Tensor) -> tf.Tensor:
+        start = tf.timestamp()
+        wait = tf.cast(tf.reduce_max(seconds), tf.float64)
+        (spins,) = tf.while_loop(lambda n: tf.timestamp() - start < wait, lambda n: n + 1, [0])
+        return seconds + tf.cast(spins * 0, seconds.dtype)  # depends on the loop, adds nothing
+
+    def compute_output_spec(self, seconds: keras.KerasTensor) -> keras.KerasTensor:
+        return keras.KerasTensor(seconds.shape, seconds.dtype)
+
+
+def busy_wait() -> keras.Model:
+    """A model whose answer takes as long as asked: ``y = seconds`` after busy-waiting
+    ``max(seconds)`` (one CPU core), for deadlines and requests in flight."""
+    seconds = keras.Input((1,), name="seconds")
+    return keras.Model(seconds, {"y": _BusyWait(name="busy_wait")(seconds)}, name="busy_wait")
+

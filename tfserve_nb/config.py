@@ -48,7 +48,8 @@ class ModelConfig:
 
     @classmethod
     def from_proto(cls, proto: Message) -> ModelConfig:
-        """Read a ``tensorflow.serving.ModelConfig`` message (absent policy = latest 1)."""
+        """Read a ``tensorflow.serving.ModelConfig`` message (absent policy = latest 1; an
+        absent platform stays empty, which the server refuses as upstream does)."""
         which = proto.model_version_policy.WhichOneof("policy_choice")
         policy: VersionPolicy
         if which == "all":
@@ -64,33 +65,32 @@ class ModelConfig:
             base_path=proto.base_path,
             version_policy=policy,
             labels=dict(proto.version_labels),
-            platform=proto.model_platform or "tensorflow",
+            platform=proto.model_platform,
         )
 
 
 def validate(configs: Iterable[ModelConfig]) -> list[ModelConfig]:
-    """Check a config list as ``ServerCore::ValidateConfig`` does; raise :class:`ConfigError`."""
+    """Check a config list as ``ServerCore``'s ``ValidateModelConfigList`` does (unique names
+    first, then absolute base paths), plus two checks of ours (an empty name, a ``specific``
+    policy listing no versions); raise :class:`ConfigError`. Platforms are the server's to
+    check."""
+    checked = list(configs)
     seen: set[str] = set()
-    checked = []
-    for config in configs:
+    for config in checked:
         if config.name in seen:
             raise ConfigError(f"Illegal to list model {config.name} multiple times in config list")
         seen.add(config.name)
-        if not config.name:
-            raise ConfigError("A model config has an empty name")
+    for config in checked:
         if not (os.path.isabs(config.base_path) or "://" in config.base_path):
             raise ConfigError(
                 f"Expected model {config.name} to have an absolute path or URI; "
                 f"got base_path()={config.base_path}"
             )
-        if config.platform != "tensorflow":
-            raise ConfigError(
-                f"Model {config.name} has model_platform {config.platform!r}; "
-                "only 'tensorflow' is served"
-            )
+    for config in checked:
+        if not config.name:
+            raise ConfigError("A model config has an empty name")
         if isinstance(config.version_policy, Specific) and not config.version_policy.versions:
             raise ConfigError(f"Model {config.name}: a specific version policy lists no versions")
-        checked.append(config)
     return checked
 
 

@@ -226,15 +226,22 @@ class AspiredVersionsManager:
                     if isinstance(exc, ServingStatusError)
                     else ServingStatusError(Code.UNKNOWN, str(exc) or type(exc).__name__)
                 )
-                log.error("Loading servable: %s failed: %s", harness.id, error.message)
+                name = error.code.name
+                log.error("Loading servable: %s failed: %s: %s", harness.id, name, error.message)
                 attempt += 1
+                if attempt > self._max_retries:
+                    log.info(
+                        "Retrying of Loading servable: %s exhausted max_num_retries: %d",
+                        harness.id,
+                        self._max_retries,
+                    )
                 if attempt > self._max_retries or not self._wait_before_retry(harness):
                     harness.error = error
                     self._set_state(
                         harness, HarnessState.ERROR, ManagerState.END, error.code, error.message
                     )
                     return
-                log.info("Retrying load of %s (attempt %d)", harness.id, attempt + 1)
+                log.info("Retrying of Loading servable: %s retry: %d", harness.id, attempt)
         self._set_state(harness, HarnessState.READY, ManagerState.AVAILABLE)
         log.info("Successfully loaded servable version %s", harness.id)
 

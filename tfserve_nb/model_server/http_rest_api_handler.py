@@ -2,21 +2,36 @@
 
 After TF Serving's ``http_rest_api_handler.cc``, ``http_rest_api_util.cc`` and ``http_server.cc``:
 the same routes (case-insensitive, names and labels URL-decoded), the same JSON bodies, and errors
-as ``{"error": "..."}`` with the HTTP status of their code. :meth:`HttpRestApiHandler.process`
-is transport-free (method, path, headers, body in; status, headers, body out) so it is testable
-without sockets; :mod:`.http_server` puts it on a socket.
+as ``{"error": "..."}`` (never truncated: only gRPC cuts long texts) with the HTTP status of their
+code. :meth:`HttpRestApiHandler.process` is transport-free (method, path, headers, body in;
+status, headers, body out) so it is testable without sockets; :mod:`.http_server` puts it on a
+socket.
+
+Two upstream quirks are kept on purpose: the verb after ``:`` matches case-insensitively but is
+then compared exactly, so ``:PREDICT`` is a malformed request; likewise ``/METADATA`` answers
+the model status.
+
+``--rest_api_timeout_in_ms``: upstream passes the deadline to the TensorFlow session running the
+model, which answers DEADLINE_EXCEEDED ``Timed out waiting for notification`` (504). Here the
+model runs on a bounded pool of inference threads (``--rest_api_num_threads``, default four per
+CPU) and the request thread waits at most the deadline; a timed-out run cannot be cancelled
+inside TensorFlow, so it finishes on its pool thread, holding its servable version, and its
+result is dropped. No thread is created per request.
 """
 
 from __future__ import annotations
 
+import contextlib
 import gzip
 import logging
+import os
 import re
 import time
 import zlib
 from collections.abc import Callable, Mapping
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, TypeVar
 from urllib.parse import unquote
 
 from google.protobuf import json_format
@@ -26,15 +41,14 @@ from ..core.status import (
     HTTP_STATUS,
     Code,
     ServingStatusError,
-    failed_precondition,
     invalid_argument,
-    truncate_message,
 )
 from . import json_tensor, predict_util, service_impls
 from .monitoring import METRICS
 from .server_core import ServerCore
 
 log = logging.getLogger(__name__)
+T = TypeVar("T")
 
 _PREDICTION_API = re.compile(
     r"/v1/models/([^/:]+)(?:(?:/versions/(\d+))|(?:/labels/([^/:]+)))?:(classify|regress|predict)",
@@ -45,6 +59,10 @@ _MODEL_STATUS_API = re.compile(
     re.IGNORECASE,
 )
 _HANDLED_PATH = re.compile(r"/v1/.*", re.IGNORECASE)
+_APIS = ("classify", "regress", "predict")
+_INT64_MAX = 2**63 - 1
+DEADLINE_EXCEEDED_MESSAGE = "Timed out waiting for notification"
+"""What TensorFlow's session says when a run outlives ``RunOptions.timeout_in_ms``."""
 JSON_HEADERS = (("Content-Type", "application/json"),)
 CORS_HEADERS = (
     ("Access-Control-Allow-Origin", "*"),
@@ -69,17 +87,21 @@ def _proto_json(message: Any) -> str:
 
 
 def _int_version(text: str) -> int:
-    try:
-        return int(text)
-    except ValueError:
-        raise invalid_argument(f"Failed to convert version: {text} to numeric.") from None
+    """``text`` (digits) as an int64 version, as ``absl::SimpleAtoi`` reads it."""
+    version = int(text)
+    if version > _INT64_MAX:
+        raise invalid_argument(f"Failed to convert version: {text} to numeric.")
+    return version
 
 
 class HttpRestApiHandler:
     """Answers REST requests against ``core``. Thread-safe.
 
     ``extra_routes`` maps exact GET paths (e.g. the Prometheus metrics path) to callables
-    returning ``(content_type, body)``.
+    returning ``(content_type, body)``. ``timeout_in_ms`` > 0 bounds how long an inference may
+    run (``--rest_api_timeout_in_ms``; 0 or less: no deadline, the model runs on the request
+    thread); ``num_threads`` sizes the inference pool (0: four per CPU, like upstream's
+    ``--rest_api_num_threads``). Call :meth:`close` when done.
     """
 
     def __init__(
@@ -88,10 +110,48 @@ class HttpRestApiHandler:
         *,
         enable_cors: bool = False,
         extra_routes: Mapping[str, Callable[[], tuple[str, bytes]]] | None = None,
+        timeout_in_ms: int = 30000,
+        num_threads: int = 0,
     ) -> None:
         self.core = core
         self.enable_cors = enable_cors
         self.extra_routes = dict(extra_routes or {})
+        self.timeout = timeout_in_ms / 1000 if timeout_in_ms > 0 else None
+        self._inference = ThreadPoolExecutor(
+            num_threads or 4 * (os.cpu_count() or 1), thread_name_prefix="rest-inference"
+        )
+
+    def close(self) -> None:
+        """Stop the inference pool (runs in progress finish; queued ones are dropped)."""
+        self._inference.shutdown(wait=False, cancel_futures=True)
+
+    def _run_with_deadline(self, work: Callable[[], T], handle: contextlib.ExitStack) -> T:
+        """Run ``work`` (the model part of a request) and return its result, then close
+        ``handle`` (the servable handle ``work`` uses), within the REST deadline.
+
+        Past the deadline raise DEADLINE_EXCEEDED ``Timed out waiting for notification``. A run
+        that has not started is dropped; one that has keeps ``handle`` until it ends, so its
+        version is not unloaded under it.
+        """
+        if self.timeout is None:
+            with handle:
+                return work()
+
+        def job() -> T:
+            with handle:
+                return work()
+
+        try:
+            future = self._inference.submit(job)
+        except RuntimeError:  # the pool is shut down: the server is stopping
+            handle.close()
+            raise ServingStatusError(Code.UNAVAILABLE, "The server is shutting down") from None
+        try:
+            return future.result(timeout=self.timeout)
+        except TimeoutError:
+            if future.cancel():
+                handle.close()
+            raise ServingStatusError(Code.DEADLINE_EXCEEDED, DEADLINE_EXCEEDED_MESSAGE) from None
 
     def process(
         self, method: str, path: str, headers: Mapping[str, str], body: bytes
@@ -101,37 +161,38 @@ class HttpRestApiHandler:
         if method == "GET" and path in self.extra_routes:
             content_type, payload = self.extra_routes[path]()
             return RestResponse(200, payload, [("Content-Type", content_type)])
-        if method != "OPTIONS" and not _HANDLED_PATH.fullmatch(path):
+        if not _HANDLED_PATH.fullmatch(path):
             return RestResponse(
                 404, b"<html><body>Not Found</body></html>", [("Content-Type", "text/html")]
             )
-        response = RestResponse(200, b"", list(JSON_HEADERS))
         start = time.perf_counter()
-        try:
-            if method == "OPTIONS":
-                if not re.search(r"https?://", headers.get("Origin", "")):
-                    raise failed_precondition("Origin header is missing in CORS preflight")
-            else:
+        if method == "OPTIONS":  # CORS preflight: no handler runs, so no body and no JSON type
+            response = RestResponse(200, b"")
+            if not re.search(r"https?://", headers.get("Origin", "")):
+                response.code = Code.FAILED_PRECONDITION
+                log.debug("Origin header is missing in CORS preflight")
+        else:
+            response = RestResponse(200, b"", list(JSON_HEADERS))
+            try:
                 response.body = self._dispatch(method, path, headers, body, response)
-        except ServingStatusError as exc:
-            response.code = exc.code
-            response.body = json_tensor.encode_error(truncate_message(exc.message))
-        except Exception as exc:  # a bug must not take the server down
-            log.exception("REST %s %s failed", method, path)
-            response.code = Code.INTERNAL
-            response.body = json_tensor.encode_error(f"{type(exc).__name__}: {exc}")
+            except ServingStatusError as exc:
+                response.code = exc.code
+                response.body = json_tensor.encode_error(exc.message)
+            except Exception as exc:  # a bug must not take the server down
+                log.exception("REST %s %s failed", method, path)
+                response.code = Code.INTERNAL
+                response.body = json_tensor.encode_error(f"{type(exc).__name__}: {exc}")
         response.status = HTTP_STATUS[response.code]
         if self.enable_cors:
             response.headers.extend(CORS_HEADERS)
-        if method != "OPTIONS":
-            METRICS.record_request(
-                response.model_name,
-                response.method,
-                "REST",
-                response.code,
-                (time.perf_counter() - start) * 1e6,
-                response.version,
-            )
+        METRICS.record_request(
+            response.model_name,
+            response.method,
+            "REST",
+            response.code,
+            (time.perf_counter() - start) * 1e6,
+            response.version,
+        )
         return response
 
     def _dispatch(
@@ -143,24 +204,15 @@ class HttpRestApiHandler:
         response: RestResponse,
     ) -> bytes:
         malformed = invalid_argument(f"Malformed request: {method} {path}")
-        if method == "POST":
-            match = _PREDICTION_API.fullmatch(path)
-            if not match:
-                raise malformed
-            name, version_text, label, api = match.groups()
-            subresource = None
-        elif method == "GET":
-            match = _MODEL_STATUS_API.fullmatch(path)
-            if not match:
-                raise malformed
-            name, version_text, label, subresource = match.groups()
-            api = "metadata" if subresource else "status"
-        else:
+        routes = {"POST": _PREDICTION_API, "GET": _MODEL_STATUS_API}
+        match = routes[method].fullmatch(path) if method in routes else None
+        if not match:
             raise malformed
+        name, version_text, label, last = match.groups()
         name = unquote(name or "")
         label = unquote(label) if label else None
         version = _int_version(version_text) if version_text else None
-        response.model_name, response.method = name, api.lower()
+        response.model_name = name
         if version is not None and label is not None:
             raise invalid_argument(
                 f"Both model version ({version}) and model version label ({label}) "
@@ -170,8 +222,13 @@ class HttpRestApiHandler:
             if not name:
                 raise invalid_argument("Missing model name in request.")
             return (
-                self._metadata(name, version, label) if subresource else self._status(name, version)
+                self._metadata(name, version, label)
+                if last == "metadata"
+                else self._status(name, version)
             )
+        if last not in _APIS:  # matched case-insensitively, compared exactly (upstream)
+            raise malformed
+        response.method = last
         body = _decompress(body, headers.get("Content-Encoding", ""))
         if response.method == "predict":
             return self._predict(name, version, label, body, response)
@@ -219,7 +276,10 @@ class HttpRestApiHandler:
     ) -> bytes:
         doc = json_tensor.parse_json(body)
         signature_name = json_tensor.signature_name(doc)
-        with self.core.servable(name, version, label) as (served_version, servable):
+        with contextlib.ExitStack() as handle:
+            served_version, servable = handle.enter_context(
+                self.core.servable(name, version, label)
+            )
             key = signature_name or predict_util.DEFAULT_SERVING_SIGNATURE_DEF_KEY
             signature = servable.signatures.get(key)
             if signature is None:
@@ -227,7 +287,10 @@ class HttpRestApiHandler:
                     f'Serving signature name: "{key}" not found in signature def'
                 )
             inputs, request_format = json_tensor.decode_predict_request(doc, signature)
-            result = predict_util.run_predict(served_version, servable, inputs, key)
+            result = self._run_with_deadline(
+                lambda: predict_util.run_predict(served_version, servable, inputs, key),
+                handle.pop_all(),
+            )
         response.version = result.version
         return json_tensor.encode_predict_response(result.outputs, request_format)
 

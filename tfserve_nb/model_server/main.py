@@ -30,7 +30,7 @@ from typing import Any
 
 from .. import __version__
 from ..config import ModelConfig, parse_config_file
-from ..core.status import ServingStatusError
+from ..core.status import Code, ServingStatusError
 from ..errors import ConfigError
 
 log = logging.getLogger("tfserve_nb.model_server")
@@ -145,26 +145,22 @@ class StartupError(Exception):
 
 
 def check_flags(flags: argparse.Namespace) -> None:
-    """Upstream's start-up checks, with its texts."""
+    """Upstream's start-up checks, with its texts and in its order. (A REST port equal to the
+    gRPC port is not one of them: upstream logs an error and serves gRPC only.)"""
     for name in UNSUPPORTED_FLAGS:
         if getattr(flags, name) is not None:
             raise StartupError(
                 f"--{name} is a tensorflow_model_server flag the embedded server does not "
                 "support; remove it, or use the docker backend (the real tensorflow/serving)"
             )
-    if not flags.model_base_path and not flags.model_config_file:
-        raise StartupError(
-            "Both server_options.model_base_path and server_options.model_config_file are empty!"
-        )
     if flags.port == 0 and not flags.ephemeral_ports:
         raise StartupError(
             "At least one of server_options.grpc_port or server_options.grpc_socket_path must "
             "be set."
         )
-    if flags.rest_api_port and flags.rest_api_port == flags.port and not flags.ephemeral_ports:
+    if not flags.model_base_path and not flags.model_config_file:
         raise StartupError(
-            f"server_options.grpc_port ({flags.port}) and server_options.rest_api_port "
-            f"({flags.rest_api_port}) must be different"
+            "Both server_options.model_base_path and server_options.model_config_file are empty!"
         )
     if flags.batching_parameters_file and not flags.enable_batching:
         raise StartupError(
@@ -185,14 +181,15 @@ def check_flags(flags: argparse.Namespace) -> None:
 
 
 def read_model_configs(flags: argparse.Namespace) -> list[ModelConfig]:
-    """The initial model list: the config file, or the single-model flags."""
+    """The initial model list: the config file, or the single-model flags. An unreadable file
+    raises NOT_FOUND ``<path>; <strerror>``, as TensorFlow's file system does."""
     if flags.model_config_file:
         try:
             with open(flags.model_config_file) as f:
                 text = f.read()
         except OSError as exc:
-            raise StartupError(
-                f"NOT_FOUND: {flags.model_config_file}; {exc.strerror or exc}"
+            raise ServingStatusError(
+                Code.NOT_FOUND, f"{flags.model_config_file}; {exc.strerror or exc}"
             ) from None
         return parse_config_file(text, flags.model_config_file)
     return [ModelConfig(flags.model_name, flags.model_base_path)]
@@ -225,6 +222,12 @@ def _configure_logging() -> None:
     )
 
 
+def _startup_failure(code: str, message: str) -> int:
+    """Print upstream's start-up failure line; the exit status is ``main``'s ``return -1``."""
+    print(f"Failed to start server. Error: {code}: {message}", flush=True)
+    return 255
+
+
 def run(argv: Sequence[str] | None = None) -> int:
     """Run the server until SIGTERM/SIGINT (or stdin EOF with ``--exit_on_stdin_eof``)."""
     flags = build_parser().parse_args(argv)
@@ -232,21 +235,21 @@ def run(argv: Sequence[str] | None = None) -> int:
     try:
         check_flags(flags)
         configs = read_model_configs(flags)
-    except (StartupError, ConfigError) as exc:
-        message = exc.message if isinstance(exc, StartupError) else str(exc)
-        print(f"Failed to start server. Error: INVALID_ARGUMENT: {message}", flush=True)
-        return 255
+    except StartupError as exc:
+        return _startup_failure("INVALID_ARGUMENT", exc.message)
+    except ConfigError as exc:
+        return _startup_failure("INVALID_ARGUMENT", str(exc))
+    except ServingStatusError as exc:
+        return _startup_failure(exc.code.name, exc.message)
     from .server import Server
 
     configure_tensorflow_threads(flags)
     try:
         server = Server.build_and_start(flags, configs)
     except ServingStatusError as exc:
-        print(f"Failed to start server. Error: {exc.code.name}: {exc.message}", flush=True)
-        return 255
+        return _startup_failure(exc.code.name, exc.message)
     except OSError as exc:
-        print(f"Failed to start server. Error: UNAVAILABLE: {exc}", flush=True)
-        return 255
+        return _startup_failure("UNAVAILABLE", str(exc))
     if flags.port_file:
         _write_port_file(flags.port_file, server.grpc_port, server.rest_port)
 

@@ -68,6 +68,7 @@ class Server:
         self.rest_port = 0
         self._grpc: object | None = None
         self._rest: http_server.RestServer | None = None
+        self._rest_api: HttpRestApiHandler | None = None
         self._stop = threading.Event()
 
     @classmethod
@@ -99,34 +100,44 @@ class Server:
                 self.core, f"{host}:{port}", workers
             )
             log.info("Running gRPC ModelServer at %s:%d ...", host, self.grpc_port)
-        if flags.rest_api_port or flags.ephemeral_ports:
+        if flags.rest_api_port and flags.rest_api_port == flags.port and not flags.ephemeral_ports:
+            log.error(
+                "server_options.http_port cannot be same as grpc_port. Please use a different "
+                "port for HTTP/REST API. Skipped exporting HTTP/REST API."
+            )
+        elif flags.rest_api_port or flags.ephemeral_ports:
             port = 0 if flags.ephemeral_ports else flags.rest_api_port
             routes = {}
             if flags.monitoring_config_file:
                 path = monitoring.read_prometheus_path(flags.monitoring_config_file)
                 if path is not None:
                     routes[path] = monitoring.METRICS.page
-            api = HttpRestApiHandler(
-                self.core, enable_cors=flags.rest_api_enable_cors_support, extra_routes=routes
+            self._rest_api = HttpRestApiHandler(
+                self.core,
+                enable_cors=flags.rest_api_enable_cors_support,
+                extra_routes=routes,
+                timeout_in_ms=flags.rest_api_timeout_in_ms,
+                num_threads=flags.rest_api_num_threads,
             )
-            self._rest, self.rest_port = http_server.create_server(api, host, port)
+            self._rest, self.rest_port = http_server.create_server(self._rest_api, host, port)
             log.info("Exporting HTTP/REST API at:%s:%d ...", host, self.rest_port)
 
     def _poll_config_file(self, path: str, wait_seconds: int) -> None:
-        last = None
+        """Every ``wait_seconds``, reload the config file if it differs from the config in
+        force; a reload that failed is tried again at the next poll, as upstream does."""
         while not self._stop.wait(wait_seconds):
             try:
                 with open(path) as f:
-                    text = f.read()
-                if text == last:
-                    continue
-                last = text
-                configs = parse_config_file(text, path)
-                if configs != self.core.config:
-                    log.info("Config file %s changed; reloading", path)
+                    configs = parse_config_file(f.read(), path)
+            except (OSError, ConfigError) as exc:
+                log.error("Failed to read ModelServerConfig file: %s", exc)
+                continue
+            if configs != self.core.config:
+                log.info("Config file %s changed; reloading", path)
+                try:
                     self.core.reload_config(configs)
-            except (OSError, ConfigError, ServingStatusError) as exc:
-                log.error("Failed to reload config file %s: %s", path, exc)
+                except ServingStatusError as exc:
+                    log.error("PollFilesystemAndReloadConfig failed to ReloadConfig: %s", exc)
 
     def stop(self, grace: float = 2.0) -> None:
         self._stop.set()
@@ -134,6 +145,9 @@ class Server:
             self._rest.shutdown()
             self._rest.server_close()
             self._rest = None
+        if self._rest_api is not None:
+            self._rest_api.close()
+            self._rest_api = None
         if self._grpc is not None:
             self._grpc.stop(grace).wait()  # type: ignore[attr-defined]
             self._grpc = None

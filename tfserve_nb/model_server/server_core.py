@@ -6,11 +6,11 @@ front-ends call into it; it raises :class:`~tfserve_nb.core.status.ServingStatus
 Serving's codes and texts. Thread-safe.
 
 Config semantics (``ServerCore::ReloadConfig``): a reload replaces the whole model list (models
-left out are unloaded), platform changes are rejected, labels are checked *before* new versions
-load (a label may only point at an AVAILABLE version;
+left out are unloaded), platform changes are rejected, then labels are checked *before* new
+versions load (a label may only point at an AVAILABLE version;
 ``allow_version_labels_for_unavailable_models`` exempts labels that are new or unchanged), and
 the call returns once newly added models have their latest version AVAILABLE (or raises if it
-failed to load).
+failed to load). Every model must name the ``tensorflow`` platform, the only one served.
 """
 
 from __future__ import annotations
@@ -59,6 +59,17 @@ class ServerCoreOptions:
 
 
 LoaderFactory = Callable[[ServableId, str], Loader]
+TENSORFLOW_PLATFORM = "tensorflow"
+
+
+def _platform(config: ModelConfig) -> str:
+    """The model's platform; INVALID_ARGUMENT if it names none (upstream's ``GetPlatform``)."""
+    if not config.platform:
+        raise invalid_argument(
+            "Illegal setting neither ModelServerConfig::model_type (deprecated) nor "
+            f"ModelServerConfig::model_platform, model name is {config.name}"
+        )
+    return config.platform
 
 
 class ServerCore:
@@ -129,12 +140,18 @@ class ServerCore:
         with self._reload_lock:
             for config in configs:
                 old = self._config.get(config.name)
-                if old is not None and old.platform != config.platform:
+                if old is not None and _platform(config) != old.platform:
                     raise invalid_argument(
                         f"Illegal to change a model's platform. For model {config.name} platform "
                         f"was {old.platform} and new platform requested is {config.platform}"
                     )
-            self._labels = self._checked_labels(configs)
+            labels = self._checked_labels(configs)
+            for config in configs:
+                if _platform(config) != TENSORFLOW_PLATFORM:
+                    raise invalid_argument(
+                        f"Model {config.name} requests unsupported platform {config.platform}"
+                    )
+            self._labels = labels
             new_models = {c.name for c in configs} - set(self._config)
             self._config = {c.name: c for c in configs}
             since = self.monitor.sequence()
@@ -177,7 +194,10 @@ class ServerCore:
             return settled.keys() == models
 
         self.monitor.wait_until(all_settled, timeout=None)
-        failed = [s for s in settled.values() if s.state is not ManagerState.AVAILABLE]
+        failed = sorted(  # by id, as upstream's std::map lists them
+            (s for s in settled.values() if s.state is not ManagerState.AVAILABLE),
+            key=lambda s: s.id,
+        )
         if failed:
             details = "".join(
                 f"{{{s.id} due to error: {s.code.name}: {s.message}}}, " for s in failed
@@ -189,7 +209,10 @@ class ServerCore:
     # ---- requests ----------------------------------------------------------------------------
 
     def resolve_version(self, name: str, version: int | None, label: str | None) -> int | None:
-        """The version a model spec asks for: explicit, via a label, or ``None`` (latest)."""
+        """The version a model spec asks for: explicit, via a label, or ``None`` (latest).
+        Raises INVALID_ARGUMENT for a spec without a name or with an unknown label."""
+        if not name:
+            raise invalid_argument("ModelSpec has no name specified.")
         if label:
             resolved = self._labels.get(name, {}).get(label)
             if resolved is None:

@@ -37,6 +37,8 @@ def model_spec_version(model_spec: Any) -> tuple[int | None, str | None]:
 
 def predict(core: ServerCore, request: Any) -> Any:
     """``PredictionService.Predict``."""
+    if not request.HasField("model_spec"):
+        raise invalid_argument("Missing ModelSpec")
     spec = request.model_spec
     version, label = model_spec_version(spec)
     inputs = {alias: tensor_proto.to_ndarray(t, alias=alias) for alias, t in request.inputs.items()}
@@ -97,7 +99,8 @@ def get_model_status(core: ServerCore, request: Any) -> Any:
 
 
 def handle_reload_config_request(core: ServerCore, request: Any) -> Any:
-    """``ModelService.HandleReloadConfigRequest``: replace the model config list."""
+    """``ModelService.HandleReloadConfigRequest``: replace the model config list. The answer
+    carries an OK ``status``, as upstream's does (``metric_names`` are not collected)."""
     config = request.config
     if config.WhichOneof("config") != "model_config_list":
         raise invalid_argument(
@@ -105,4 +108,6 @@ def handle_reload_config_request(core: ServerCore, request: Any) -> Any:
             "ModelConfigList is currently supported"
         )
     core.reload_config([ModelConfig.from_proto(c) for c in config.model_config_list.config])
-    return model_management_pb2.ReloadConfigResponse()
+    response = model_management_pb2.ReloadConfigResponse()
+    response.status.SetInParent()
+    return response

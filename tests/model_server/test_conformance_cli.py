@@ -1,0 +1,327 @@
+"""Contract §1: the ``tensorflow_model_server`` command line — flags and defaults, start-up
+checks with upstream's texts, ports that open only once the models are AVAILABLE, a failed
+initial load, ``--saved_model_tags``, and the extras of ours — on real server processes.
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+import socket
+import subprocess
+import sys
+import threading
+from pathlib import Path
+
+import pytest
+from conformance_helpers import (
+    add_broken_version,
+    assert_serving,
+    half_plus_two_answer,
+    run_to_exit,
+    version_states,
+    wait_for_states,
+    wait_until,
+    write_config,
+)
+from test_server_process import STARTUP_DEADLINE, ServerProcess, free_port
+
+from tfserve_nb.config import ModelConfig
+from tfserve_nb.model_server.main import build_parser
+
+# --- flags and defaults ------------------------------------------------------------------------
+
+DEFAULTS = {
+    "port": 8500,
+    "rest_api_port": 0,
+    "model_name": "default",
+    "model_base_path": "",
+    "model_config_file": "",
+    "model_config_file_poll_wait_seconds": 0,
+    "file_system_poll_wait_seconds": 1,
+    "allow_version_labels_for_unavailable_models": False,
+    "enable_batching": False,
+    "batching_parameters_file": "",
+    "monitoring_config_file": "",
+    "rest_api_timeout_in_ms": 30000,
+    "rest_api_enable_cors_support": False,
+    "tensorflow_intra_op_parallelism": 0,
+    "tensorflow_inter_op_parallelism": 0,
+    "tensorflow_session_parallelism": 0,
+    "enable_model_warmup": True,
+    "max_num_load_retries": 5,
+    "load_retry_interval_micros": 60_000_000,
+    "saved_model_tags": "serve",
+}
+
+
+def test_flags_have_tensorflow_model_server_defaults():
+    flags = vars(build_parser().parse_args([]))
+    assert {name: flags[name] for name in DEFAULTS} == DEFAULTS
+
+
+@pytest.mark.parametrize(
+    ("argv", "value"),
+    [
+        (["--enable_batching"], True),
+        (["--enable_batching=true"], True),
+        (["--enable_batching=false"], False),
+        (["--enable_batching=1"], True),
+        (["--enable_batching=0"], False),
+    ],
+)
+def test_boolean_flags_take_tensorflow_flag_forms(argv, value):
+    assert build_parser().parse_args(argv).enable_batching is value
+
+
+# --- start-up checks ---------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("flags", "error"),
+    [
+        (
+            ["--port=0"],  # checked first, as upstream does
+            "INVALID_ARGUMENT: At least one of server_options.grpc_port or "
+            "server_options.grpc_socket_path must be set.",
+        ),
+        (
+            ["--port=8500"],
+            "INVALID_ARGUMENT: Both server_options.model_base_path and "
+            "server_options.model_config_file are empty!",
+        ),
+        (
+            ["--model_base_path=/m", "--batching_parameters_file=/b"],
+            "INVALID_ARGUMENT: server_options.batching_parameters_file is set without setting "
+            "server_options.enable_batching to true.",
+        ),
+        (
+            [
+                "--model_base_path=/m",
+                "--tensorflow_session_parallelism=1",
+                "--tensorflow_intra_op_parallelism=1",
+                "--tensorflow_inter_op_parallelism=1",
+            ],
+            "INVALID_ARGUMENT: Either configure server_options.tensorflow_session_parallelism "
+            "or (server_options.tensorflow_intra_op_parallelism, "
+            "server_options.tensorflow_inter_op_parallelism) separately. You cannot configure "
+            "all.",
+        ),
+    ],
+    ids=["no-grpc-port", "no-model", "batching-file-without-batching", "all-parallelism"],
+)
+def test_start_up_checks_fail_with_upstream_texts(flags, error):
+    code, out = run_to_exit(*flags)
+    assert code == 255  # main() returns -1
+    assert f"Failed to start server. Error: {error}" in out
+
+
+@pytest.mark.parametrize(
+    ("flags", "named"),
+    [
+        (["--model_base_path=/m", "--no_such_flag=1"], "--no_such_flag"),
+        (["--model_base_path=/m", "--port=abc"], "--port"),
+        (["--model_base_path=/m", "--ssl_config_file=/ssl"], "--ssl_config_file"),
+    ],
+    ids=["unknown", "bad-value", "unsupported-upstream-flag"],
+)
+def test_flags_we_cannot_honour_stop_start_up_naming_the_flag(flags, named):
+    """Deliberately stricter than upstream, which prints ``unknown argument`` and starts."""
+    code, out = run_to_exit(*flags)
+    assert code != 0 and named in out
+
+
+# --- start-up: ports, failed loads, missing versions --------------------------------------------
+
+
+def _refused(port: int) -> bool:
+    with socket.socket() as s:
+        return s.connect_ex(("127.0.0.1", port)) != 0
+
+
+def test_ports_open_only_once_every_model_is_available(tmp_path, half_plus_two_models):
+    """``late`` has no numeric version (only ``v1``): the server waits, logs upstream's hint,
+    and opens no port until a version appears and loads."""
+    late = tmp_path / "late"
+    (late / "v1").mkdir(parents=True)
+    configs = [
+        ModelConfig("hp2", str(half_plus_two_models.make_base_path(tmp_path))),
+        ModelConfig("late", str(late)),
+    ]
+    grpc_port, rest_port = free_port(), free_port()
+    flags = (
+        f"--model_config_file={write_config(tmp_path / 'models.config', configs)}",
+        f"--port={grpc_port}",
+        f"--rest_api_port={rest_port}",
+    )
+    started: list[ServerProcess] = []
+    starter = threading.Thread(target=lambda: started.append(ServerProcess(tmp_path, *flags)))
+    starter.start()
+    try:
+        hint = (
+            f"No versions of servable late found under base path {late}. Did you forget to "
+            "name your leaf directory as a number (eg. '/1/')?"
+        )
+        log = tmp_path / "server.log"
+        wait_until(lambda: log.exists() and hint in log.read_text(errors="replace"), "the hint")
+        wait_until(
+            lambda: "Successfully loaded servable version {name: hp2" in log.read_text(),
+            "hp2 to load",
+        )
+        assert _refused(grpc_port) and _refused(rest_port)
+        assert not (tmp_path / "ports.json").exists()
+        half_plus_two_models.add_version(late, 1)
+    finally:
+        starter.join(STARTUP_DEADLINE)
+    (server,) = started
+    try:
+        assert (server.grpc_port, server.rest_port) == (grpc_port, rest_port)
+        assert half_plus_two_answer(server, "late") == (1, 2.5)
+        assert_serving(server, "hp2")
+    finally:
+        server.stop()
+
+
+def test_a_failed_initial_load_exits_with_every_model_that_failed(tmp_path, half_plus_two_models):
+    configs = [ModelConfig("hp2", str(half_plus_two_models.make_base_path(tmp_path)))]
+    for name in ("b_broken", "a_broken"):
+        (tmp_path / name).mkdir()
+        add_broken_version(tmp_path / name, 1)
+        configs.append(ModelConfig(name, str(tmp_path / name)))
+    code, out = run_to_exit(
+        f"--model_config_file={write_config(tmp_path / 'models.config', configs)}",
+        "--ephemeral_ports",
+        "--max_num_load_retries=0",
+    )
+    assert code == 255
+    line = next(line for line in out.splitlines() if line.startswith("Failed to start server"))
+    parse_error = "UNKNOWN: Error parsing message with type 'tensorflow.SavedModel'"
+    assert line.startswith(
+        "Failed to start server. Error: UNKNOWN: 2 model(s) did not become available: "
+        f"{{{{{{name: a_broken version: 1}} due to error: {parse_error}"
+    )
+    assert f"}}, {{{{name: b_broken version: 1}} due to error: {parse_error}" in line
+    assert line.endswith("}, }")
+
+
+# --- --saved_model_tags, and a REST port equal to the gRPC port ---------------------------------
+
+
+def _retagged(source: Path, target: Path, tags: list[str]) -> Path:
+    """A copy of the SavedModel ``source`` whose meta graph carries ``tags``."""
+    from tensorflow.core.protobuf import saved_model_pb2
+
+    shutil.copytree(source, target)
+    saved_model = saved_model_pb2.SavedModel()
+    saved_model.ParseFromString((target / "saved_model.pb").read_bytes())
+    meta_tags = saved_model.meta_graphs[0].meta_info_def.tags
+    del meta_tags[:]
+    meta_tags.extend(tags)
+    (target / "saved_model.pb").write_bytes(saved_model.SerializeToString())
+    return target
+
+
+@pytest.fixture(scope="module")
+def tagged_server(tmp_path_factory, half_plus_two_models):
+    """``--saved_model_tags=serve,tpu`` serving ``hp2`` version 1 (tagged so), with
+    ``--rest_api_port`` equal to ``--port`` and the op parallelism flags set."""
+    root = tmp_path_factory.mktemp("tagged")
+    base = root / "hp2"
+    base.mkdir()
+    _retagged(half_plus_two_models.exports[1], root / ".tmp-tagged", ["serve", "tpu"]).rename(
+        base / "1"
+    )
+    port = free_port()
+    server = ServerProcess(
+        root,
+        f"--model_base_path={base}",
+        "--model_name=hp2",
+        "--saved_model_tags=serve,tpu",
+        f"--port={port}",
+        f"--rest_api_port={port}",
+        "--tensorflow_intra_op_parallelism=1",
+        "--tensorflow_inter_op_parallelism=1",
+        "--file_system_poll_wait_seconds=1",
+        "--max_num_load_retries=0",
+    )
+    yield server, base
+    server.stop()
+
+
+def test_saved_model_tags_choose_the_meta_graph(tagged_server, half_plus_two_models):
+    server, base = tagged_server
+    assert half_plus_two_answer(server, "hp2") == (1, 2.5)
+    half_plus_two_models.add_version(base, 2)  # tagged "serve" only: not loadable here
+    wait_for_states(server, "hp2", {2: "END", 1: "AVAILABLE"})
+    (_, _, code, message), _ = version_states(server, "hp2")
+    assert code == 5  # NOT_FOUND
+    assert message.startswith("Could not find meta graph def matching supplied tags: { serve tpu }")
+    assert half_plus_two_answer(server, "hp2") == (1, 2.5)
+
+
+def test_a_rest_port_equal_to_the_grpc_port_serves_grpc_only(tagged_server):
+    server, _ = tagged_server
+    assert server.rest_port == 0
+    assert (
+        "server_options.http_port cannot be same as grpc_port. Please use a different port for "
+        "HTTP/REST API. Skipped exporting HTTP/REST API." in server.logs()
+    )
+    assert half_plus_two_answer(server, "hp2")[0] == 1
+
+
+# --- extras of ours ----------------------------------------------------------------------------
+
+
+LOOPBACK = {"0100007F", "0000000000000000FFFF00000100007F"}
+"""127.0.0.1 as /proc/net/tcp writes it, and as an IPv4-mapped IPv6 address in tcp6."""
+
+
+def _listening_addresses(port: int) -> set[str]:
+    """Local IPv4/IPv6 addresses (hex, as /proc writes them) listening on ``port``."""
+    found = set()
+    for table in ("/proc/net/tcp", "/proc/net/tcp6"):
+        for line in Path(table).read_text().splitlines()[1:]:
+            fields = line.split()
+            address, hex_port = fields[1].split(":")
+            if int(hex_port, 16) == port and fields[3] == "0A":  # LISTEN
+                found.add(address)
+    return found
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="reads /proc/net")
+def test_extras_loopback_ephemeral_ports_port_file_and_stdin_eof(tmp_path, half_plus_two_base):
+    port_file = tmp_path / "ports.json"
+    with open(tmp_path / "server.log", "wb") as log:
+        popen = subprocess.Popen(
+            [
+                sys.executable,
+                "-m",
+                "tfserve_nb.model_server",
+                f"--model_base_path={half_plus_two_base}",
+                "--ephemeral_ports",
+                f"--port_file={port_file}",
+                "--exit_on_stdin_eof",
+            ],
+            stdin=subprocess.PIPE,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+        )
+    try:
+        wait_until(
+            lambda: port_file.exists() or popen.poll() is not None,
+            "the port file",
+            STARTUP_DEADLINE,
+        )
+        ports = json.loads(port_file.read_text())
+        assert set(ports) == {"grpc_port", "rest_port"}
+        for port in ports.values():
+            assert port > 0 and _listening_addresses(port) <= LOOPBACK
+        logs = (tmp_path / "server.log").read_text()
+        assert f"Running gRPC ModelServer at 127.0.0.1:{ports['grpc_port']} ..." in logs
+        assert f"Exporting HTTP/REST API at:127.0.0.1:{ports['rest_port']} ..." in logs
+        popen.stdin.close()
+        assert popen.wait(STARTUP_DEADLINE) == 0
+    finally:
+        if popen.poll() is None:
+            popen.kill()
+            popen.wait()
