@@ -72,14 +72,19 @@ class ModelVersions:
 
 
 def _export_versions(
-    cache: Path, name: str, build: Callable[[int], keras.Model], versions: Iterable[int]
+    cache: Path,
+    name: str,
+    build: Callable[[int], keras.Model],
+    versions: Iterable[int],
+    **options: Any,
 ) -> ModelVersions:
-    """Build and export each version under ``cache/name``."""
+    """Build and export each version under ``cache/name`` (``options`` go to ``export_model``)."""
     from tfserve_nb.export import export_model
 
     built = {version: build(version) for version in versions}
     exports = {
-        version: export_model(model, cache / name, version).path for version, model in built.items()
+        version: export_model(model, cache / name, version, **options).path
+        for version, model in built.items()
     }
     return ModelVersions(name, exports, built)
 
@@ -135,6 +140,37 @@ def image_cnn_models(model_cache: Path) -> ModelVersions:
 
     return _export_versions(model_cache, "image_cnn", lambda _: models.image_cnn(), (1,))
 
+
+@pytest.fixture(scope="session")
+def half_plus_two_examples_models(model_cache: Path) -> ModelVersions:
+    """``half_plus_two_examples``: version 1 of ``half_plus_two`` with TF Serving's tf.Example
+    test signatures ``classify_x_to_y`` and ``regress_x_to_y`` beside ``serving_default``."""
+    import models
+
+    return _export_versions(
+        model_cache,
+        "half_plus_two_examples",
+        models.half_plus_two,
+        (1,),
+        signatures=models.half_plus_two_example_signatures(),
+    )
+
+
+@pytest.fixture(scope="session")
+def color_models(model_cache: Path) -> ModelVersions:
+    """``color``: version 1 of ``color_classifier`` with its tf.Example signatures
+    ``classification`` (labels and scores) and ``scores`` beside ``serving_default``."""
+    import models
+
+    return _export_versions(
+        model_cache,
+        "color",
+        lambda _: models.color_classifier(),
+        (1,),
+        signatures=models.color_example_signatures(),
+    )
+
+
 @pytest.fixture(scope="session")
 def dtypes_models(model_cache: Path) -> ModelVersions:
     """``dtypes``: version 1, one input per dtype of ``models.JSON_DTYPES``, echoed back."""
@@ -159,7 +195,6 @@ def busy_wait_models(model_cache: Path) -> ModelVersions:
     import models
 
     return _export_versions(model_cache, "busy_wait", lambda _: models.busy_wait(), (1,))
-
 
 
 # --- base paths a test may modify (function-scoped copies) ---------------------------------------

@@ -11,6 +11,8 @@ digits_classifier  ``pixels`` float32[?,64] (0..1)           ``output_0`` float3
 half_plus_two      ``x`` float32[?,1]                        ``y`` = 0.5·x + 1 + version, exactly
 multi_io_model     ``a`` float32[?,2], ``b`` float32[?,3]    ``sum`` [?,1], ``doubled`` [?,5]
 image_cnn          ``image`` float32[?,28,28,1]              ``output_0`` float32[?,10] softmax
+color_classifier   ``rgb`` float32[?,3],                     ``output_0`` float32[?,3] softmax
+                   ``boost`` int32[?,1]                      of red, green, blue (:data:`COLORS`)
 dtypes_echo        one ``<dtype>`` [?,2] per dtype given     ``<dtype>_out`` echoes each input;
                    (default :data:`JSON_DTYPES`)             ``string_bytes`` echoes ``string``
 busy_wait          ``seconds`` float32[?,1]                  ``y`` = ``seconds``, returned after
@@ -21,6 +23,7 @@ busy_wait          ``seconds`` float32[?,1]                  ``y`` = ``seconds``
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
 import keras
 import numpy as np
@@ -169,3 +172,36 @@ def busy_wait() -> keras.Model:
     seconds = keras.Input((1,), name="seconds")
     return keras.Model(seconds, {"y": _BusyWait(name="busy_wait")(seconds)}, name="busy_wait")
 
+
+COLORS = ("red", "green", "blue")
+"""The class names of :func:`color_classifier`'s scores."""
+
+
+def color_classifier() -> keras.Model:
+    """Scores :data:`COLORS` from ``rgb`` and an integer ``boost`` for red: the softmax of
+    ``4·rgb + [boost, 0, 0]``. Fixed weights, no training; ``boost`` makes an integer feature."""
+    rgb = keras.Input((3,), name="rgb")
+    boost = keras.Input((1,), dtype="int32", name="boost")
+    both = keras.layers.Concatenate()([rgb, keras.ops.cast(boost, "float32")])
+    scores = keras.layers.Dense(3, activation="softmax", name="scores")
+    model = keras.Model({"rgb": rgb, "boost": boost}, scores(both), name="color_classifier")
+    kernel = np.array([[4, 0, 0], [0, 4, 0], [0, 0, 4], [1, 0, 0]], np.float32)
+    scores.set_weights([kernel, np.zeros(3, np.float32)])
+    return model
+
+
+def color_example_signatures() -> dict[str, Any]:
+    """:func:`color_classifier`'s tf.Example signatures: ``classification`` (``classes`` are
+    :data:`COLORS`, and ``scores``) and ``scores`` (``scores`` only)."""
+    from tfserve_nb.export import ClassifySignature
+
+    return {"classification": ClassifySignature(COLORS), "scores": ClassifySignature()}
+
+
+def half_plus_two_example_signatures() -> dict[str, Any]:
+    """TF Serving's ``half_plus_two`` test signatures over tf.Example feature ``x``:
+    ``classify_x_to_y`` (``scores`` only, ``[?,1]``) and ``regress_x_to_y``; with
+    :func:`half_plus_two` version 1, ``{"x": 2.0}`` gives 3.0 from both."""
+    from tfserve_nb.export import ClassifySignature, RegressSignature
+
+    return {"classify_x_to_y": ClassifySignature(), "regress_x_to_y": RegressSignature()}

@@ -203,7 +203,11 @@ def test_failed_write_leaves_everything_as_it_was(
     before = snapshot(base)
 
     def half_written(
-        model: Any, input_signature: Any, export_dir: Path, signature_name: str
+        model: Any,
+        input_signature: Any,
+        export_dir: Path,
+        signature_name: str,
+        example_signatures: Any,
     ) -> None:
         (export_dir / "variables").mkdir()
         (export_dir / "saved_model.pb").write_bytes(b"half")
@@ -245,9 +249,19 @@ def test_signature_that_reads_back_wrong_is_refused(
     real_write = export._write_saved_model
 
     def write_impostor(
-        model: Any, input_signature: Any, export_dir: Path, signature_name: str
+        model: Any,
+        input_signature: Any,
+        export_dir: Path,
+        signature_name: str,
+        example_signatures: Any,
     ) -> None:
-        real_write(impostor, export._input_signature(impostor), export_dir, signature_name)
+        real_write(
+            impostor,
+            export._input_signature(impostor),
+            export_dir,
+            signature_name,
+            example_signatures,
+        )
 
     monkeypatch.setattr(export, "_write_saved_model", write_impostor)
     with pytest.raises(ExportError, match=r"has inputs \['renamed'\], but the model's inputs"):

@@ -20,10 +20,12 @@ __version__ = "0.1.0"
 
 __all__ = [
     "All",
+    "ClassifySignature",
     "ExportedModel",
     "Latest",
     "ModelConfig",
     "ModelServer",
+    "RegressSignature",
     "ServingClient",
     "Specific",
     "__version__",
@@ -36,6 +38,8 @@ __all__ = [
 _LAZY = {
     "export_model": "tfserve_nb.export",
     "ExportedModel": "tfserve_nb.export",
+    "ClassifySignature": "tfserve_nb.export",
+    "RegressSignature": "tfserve_nb.export",
     "serve": "tfserve_nb.handle",
     "ModelServer": "tfserve_nb.handle",
     "ServingClient": "tfserve_nb.client",
@@ -52,7 +56,7 @@ if TYPE_CHECKING:
     from .client import ServingClient
     from .config import ModelConfig
     from .core.version_policy import All, Latest, Specific
-    from .export import ExportedModel, export_model
+    from .export import ClassifySignature, ExportedModel, RegressSignature, export_model
     from .handle import ModelServer, serve
     from .widgets import dashboard
 

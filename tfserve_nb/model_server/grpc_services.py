@@ -69,6 +69,9 @@ class PredictionServiceServicer(prediction_service_pb2_grpc.PredictionServiceSer
         self.core = core
 
     Predict = _rpc(service_impls.predict, "Predict")
+    Classify = _rpc(service_impls.classify, "Classify")
+    Regress = _rpc(service_impls.regress, "Regress")
+    MultiInference = _rpc(service_impls.multi_inference)  # upstream records no metrics for it
     GetModelMetadata = _rpc(service_impls.get_model_metadata)
 
 

@@ -35,7 +35,12 @@ from typing import Any, TypeVar
 from urllib.parse import unquote
 
 from google.protobuf import json_format
-from tensorflow_serving.apis import get_model_metadata_pb2, get_model_status_pb2
+from tensorflow_serving.apis import (
+    classification_pb2,
+    get_model_metadata_pb2,
+    get_model_status_pb2,
+    regression_pb2,
+)
 
 from ..core.status import (
     HTTP_STATUS,
@@ -232,7 +237,7 @@ class HttpRestApiHandler:
         body = _decompress(body, headers.get("Content-Encoding", ""))
         if response.method == "predict":
             return self._predict(name, version, label, body, response)
-        return self._classify_or_regress(response.method, name, version, label, body)
+        return self._classify_or_regress(response.method, name, version, label, body, response)
 
     def _status(self, name: str, version: int | None) -> bytes:
         request = get_model_status_pb2.GetModelStatusRequest()
@@ -245,11 +250,7 @@ class HttpRestApiHandler:
         request = get_model_metadata_pb2.GetModelMetadataRequest(
             metadata_field=[service_impls.SIGNATURE_DEF]
         )
-        request.model_spec.name = name
-        if version is not None:
-            request.model_spec.version.value = version
-        if label is not None:
-            request.model_spec.version_label = label
+        _fill_model_spec(request.model_spec, name, version, label)
         result = service_impls.get_model_metadata(self.core, request)
         signature_def_map = get_model_metadata_pb2.SignatureDefMap()
         result.metadata[service_impls.SIGNATURE_DEF].Unpack(signature_def_map)
@@ -288,18 +289,56 @@ class HttpRestApiHandler:
                 )
             inputs, request_format = json_tensor.decode_predict_request(doc, signature)
             result = self._run_with_deadline(
-                lambda: predict_util.run_predict(served_version, servable, inputs, key),
+                lambda: predict_util.run_predict(
+                    served_version,
+                    servable,
+                    inputs,
+                    key,
+                    method_name_check=self.core.options.enable_signature_method_name_check,
+                ),
                 handle.pop_all(),
             )
         response.version = result.version
         return json_tensor.encode_predict_response(result.outputs, request_format)
 
     def _classify_or_regress(
-        self, api: str, name: str, version: int | None, label: str | None, body: bytes
+        self,
+        api: str,
+        name: str,
+        version: int | None,
+        label: str | None,
+        body: bytes,
+        response: RestResponse,
     ) -> bytes:
-        raise ServingStatusError(
-            Code.UNIMPLEMENTED, f"The embedded server does not implement {api} yet"
+        """``ProcessClassifyRequest`` / ``ProcessRegressRequest``: the body becomes a
+        ``ClassificationRequest`` or ``RegressionRequest`` (its JSON errors come first), which
+        is answered as over gRPC and written as ``{"results": ...}``."""
+        doc = json_tensor.parse_json(body)
+        request_input = json_tensor.decode_examples(doc)
+        classify = api == "classify"
+        request = (
+            classification_pb2.ClassificationRequest()
+            if classify
+            else regression_pb2.RegressionRequest()
         )
+        _fill_model_spec(request.model_spec, name, version, label)
+        request.model_spec.signature_name = json_tensor.signature_name(doc)
+        request.input.CopyFrom(request_input)
+        run = service_impls.classify if classify else service_impls.regress
+        answer = self._run_with_deadline(lambda: run(self.core, request), contextlib.ExitStack())
+        response.version = answer.model_spec.version.value
+        if classify:
+            return json_tensor.encode_classify_results(answer.result)
+        return json_tensor.encode_regress_results(answer.result)
+
+
+def _fill_model_spec(model_spec: Any, name: str, version: int | None, label: str | None) -> None:
+    """``FillModelSpecWithNameVersionAndLabel``: the model a REST path names."""
+    model_spec.name = name
+    if version is not None:
+        model_spec.version.value = version
+    if label is not None:
+        model_spec.version_label = label
 
 
 def _decompress(body: bytes, encoding: str) -> bytes:

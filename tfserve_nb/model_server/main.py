@@ -100,6 +100,12 @@ def build_parser() -> argparse.ArgumentParser:
     flag("grpc_max_threads", int, 0, "gRPC worker threads (0: 4 per core, >= 16, more if batching)")
     flag("enable_model_warmup", bool, True, "replay assets.extra/tf_serving_warmup_requests")
     flag("num_request_iterations_for_warmup", int, 1, "times each warmup record is replayed")
+    flag(
+        "enable_signature_method_name_check",
+        bool,
+        False,
+        "check signatures' method_name against the API (classify, regress, predict) called",
+    )
     flag("monitoring_config_file", str, "", "MonitoringConfig text proto (Prometheus)")
     flag(
         "allow_version_labels_for_unavailable_models",

@@ -187,10 +187,10 @@ class Metrics:
                 latency_us
             )
 
-    def record_warmup(self, model_path: str, ok: bool, latency_us: float) -> None:
-        self._histograms[MODEL_WARMUP_LATENCY.name].labels(
-            model_path, "OK" if ok else "ERROR"
-        ).observe(latency_us)
+    def record_warmup(self, model_path: str, status: str, latency_us: float) -> None:
+        """One warmup replay of the version at ``model_path``; ``status`` is upstream's
+        ``absl::Status::ToString()`` (``OK``, ``DATA_LOSS: corrupted record at 12``)."""
+        self._histograms[MODEL_WARMUP_LATENCY.name].labels(model_path, status).observe(latency_us)
 
     # The batching measurements (tfserve_nb.batching.metrics.BatchingMetrics); upstream's
     # batching sessions record queuing latency with an empty thread pool name.

@@ -13,15 +13,20 @@ from typing import Any
 
 import numpy as np
 
-from ..core.status import failed_precondition, invalid_argument
+from ..core.status import Code, ServingStatusError, failed_precondition, invalid_argument
 from ..servables.signature import (
+    CLASSIFY_METHOD_NAME,
     DEFAULT_SERVING_SIGNATURE_DEF_KEY,
     NUMPY_DTYPES,
+    PREDICT_METHOD_NAME,
+    REGRESS_METHOD_NAME,
     Signature,
     TensorSpec,
     dtype_name_of,
     dtype_string,
 )
+
+_PREDICT_METHOD_NAMES = (PREDICT_METHOD_NAME, CLASSIFY_METHOD_NAME, REGRESS_METHOD_NAME)
 
 
 def _set(names: Collection[str]) -> str:
@@ -128,10 +133,23 @@ def run_predict(
     inputs: Mapping[str, np.ndarray],
     signature_name: str,
     output_filter: Sequence[str] = (),
+    *,
+    method_name_check: bool = False,
 ) -> PredictResult:
     """Check ``inputs`` against the signature and run it on ``servable`` (anything with
-    ``signatures`` and ``run(signature, inputs, aliases)``, e.g. a SavedModelServable)."""
+    ``signatures`` and ``run(signature, inputs, aliases)``, e.g. a SavedModelServable).
+
+    With ``method_name_check`` (``--enable_signature_method_name_check``) a signature whose
+    method is not predict, classify or regress fails with upstream's INTERNAL ``Expected
+    prediction signature method_name to be one of {...}. Was: m``.
+    """
     signature = find_signature(servable.signatures, signature_name)
+    if method_name_check and signature.method_name not in _PREDICT_METHOD_NAMES:
+        raise ServingStatusError(
+            Code.INTERNAL,
+            "Expected prediction signature method_name to be one of "
+            f"{{{', '.join(_PREDICT_METHOD_NAMES)}}}. Was: {signature.method_name}",
+        )
     check_inputs(signature, inputs.keys())
     aliases = output_aliases(signature, output_filter)
     by_tensor_name = sorted(signature.inputs.values(), key=lambda spec: spec.tensor_name)

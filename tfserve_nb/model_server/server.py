@@ -42,6 +42,10 @@ def core_options(flags: argparse.Namespace) -> ServerCoreOptions:
         saved_model_tags=tuple(t for t in flags.saved_model_tags.split(",") if t),
         batching_parameters=batching,
         batching_metrics=monitoring.METRICS if batching and flags.monitoring_config_file else None,
+        enable_model_warmup=flags.enable_model_warmup,
+        # upstream uses the flag only when > 0; otherwise each record runs once
+        num_request_iterations_for_warmup=max(flags.num_request_iterations_for_warmup, 1),
+        enable_signature_method_name_check=flags.enable_signature_method_name_check,
     )
 
 

@@ -15,6 +15,7 @@ failed to load). Every model must name the ``tensorflow`` platform, the only one
 
 from __future__ import annotations
 
+import functools
 import logging
 import threading
 from collections.abc import Callable, Mapping, Sequence
@@ -35,9 +36,11 @@ from ..core.servable_state_monitor import ServableStateMonitor
 from ..core.source import SourceAdapter
 from ..core.status import Code, ServingStatusError, failed_precondition, invalid_argument, not_found
 from ..errors import ConfigError
-from ..servables.saved_model import BatchingOptions, SavedModelLoader
+from ..servables.saved_model import BatchingOptions, SavedModelLoader, SavedModelServable
+from ..servables.saved_model_warmup import run_saved_model_warmup
 from ..sources.file_system_storage_path_source import FileSystemStoragePathSource, ServableToMonitor
 from . import predict_util
+from .monitoring import METRICS
 
 log = logging.getLogger(__name__)
 
@@ -56,6 +59,16 @@ class ServerCoreOptions:
     batching). Applies to the default loaders only."""
     batching_metrics: BatchingMetrics | None = None
     """Where the batching measurements go (the monitoring metrics), if anywhere."""
+    enable_model_warmup: bool = True
+    """Replay each version's ``assets.extra/tf_serving_warmup_requests`` before it becomes
+    AVAILABLE (``--enable_model_warmup``); a failing replay fails the load. Default loaders
+    only."""
+    num_request_iterations_for_warmup: int = 1
+    """How many times each warmup record is replayed (``--num_request_iterations_for_warmup``)."""
+    enable_signature_method_name_check: bool = False
+    """Check signatures' ``method_name`` against the API asked for
+    (``--enable_signature_method_name_check``); off, as upstream, so native TF2 signatures
+    (all ``tensorflow/serving/predict``) can classify and regress."""
 
 
 LoaderFactory = Callable[[ServableId, str], Loader]
@@ -84,7 +97,6 @@ class ServerCore:
             max_num_load_retries=options.max_num_load_retries,
             load_retry_interval=options.load_retry_interval_seconds,
         )
-        tags = options.saved_model_tags
         self._batch_scheduler: SharedBatchScheduler | None = None
         batching = None
         if options.batching_parameters is not None:
@@ -94,7 +106,8 @@ class ServerCore:
             batching = BatchingOptions(
                 options.batching_parameters, self._batch_scheduler, options.batching_metrics
             )
-        factory = loader_factory or (lambda _id, path: SavedModelLoader(path, tags, batching))
+        self._batching = batching
+        factory = loader_factory or self._saved_model_loader
         self._source = FileSystemStoragePathSource(
             [],
             SourceAdapter(factory, self.manager.set_aspired_versions),
@@ -206,6 +219,33 @@ class ServerCore:
                 Code.UNKNOWN, f"{len(failed)} model(s) did not become available: {{{details}}}"
             )
 
+    def _saved_model_loader(self, servable_id: ServableId, path: str) -> Loader:
+        """The default loader of a version: its SavedModel, batched and warmed up as the
+        options say."""
+        warmup = (
+            functools.partial(self._warmup, servable_id.version, path)
+            if self.options.enable_model_warmup
+            else None
+        )
+        return SavedModelLoader(path, self.options.saved_model_tags, self._batching, warmup)
+
+    def _warmup(self, version: int, path: str, servable: SavedModelServable) -> None:
+        """Replay the warmup requests of version ``version`` at ``path`` on ``servable``
+        (upstream's ``RunSavedModelWarmup``); raises what fails the load."""
+        from . import service_impls  # imports TensorFlow's protos; importing the core does not
+
+        run_saved_model_warmup(
+            path,
+            functools.partial(
+                service_impls.run_warmup_request,
+                servable,
+                version,
+                self.options.enable_signature_method_name_check,
+            ),
+            self.options.num_request_iterations_for_warmup,
+            METRICS.record_warmup,
+        )
+
     # ---- requests ----------------------------------------------------------------------------
 
     def resolve_version(self, name: str, version: int | None, label: str | None) -> int | None:
@@ -238,7 +278,12 @@ class ServerCore:
         """Run a predict signature of the requested version (inputs checked first)."""
         with self.servable(name, version, label) as (served_version, servable):
             return predict_util.run_predict(
-                served_version, servable, inputs, signature_name, output_filter
+                served_version,
+                servable,
+                inputs,
+                signature_name,
+                output_filter,
+                method_name_check=self.options.enable_signature_method_name_check,
             )
 
     def model_status(self, name: str, version: int | None = None) -> list[ServableState]:

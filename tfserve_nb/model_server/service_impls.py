@@ -1,9 +1,10 @@
 """The protocol's operations on protobuf messages, shared by the gRPC and REST front-ends.
 
-After TF Serving's ``predict_impl``, ``get_model_metadata_impl``, ``get_model_status_impl`` and
+After TF Serving's ``predict_impl``, ``classification_service``, ``regression_service``,
+``multi_inference_helper``, ``get_model_metadata_impl``, ``get_model_status_impl`` and
 ``ModelServiceImpl::HandleReloadConfigRequest``: each takes a request message and returns the
 response message, or raises :class:`~tfserve_nb.core.status.ServingStatusError` with upstream's
-code and text.
+code and text. :func:`run_warmup_request` replays one warmup record the same way.
 """
 
 from __future__ import annotations
@@ -14,12 +15,15 @@ from tensorflow_serving.apis import (
     get_model_metadata_pb2,
     get_model_status_pb2,
     model_management_pb2,
+    model_pb2,
     predict_pb2,
 )
 
 from ..config import ModelConfig
-from ..core.status import invalid_argument
-from . import tensor_proto
+from ..core.status import invalid_argument, unimplemented
+from ..servables import classifier, regressor
+from ..servables.multi_inference import run_multi_inference
+from . import predict_util, tensor_proto
 from .server_core import ServerCore
 
 SIGNATURE_DEF = "signature_def"
@@ -35,16 +39,20 @@ def model_spec_version(model_spec: Any) -> tuple[int | None, str | None]:
     return None, None
 
 
+def _request_inputs(request: Any) -> dict[str, Any]:
+    """A ``PredictRequest``'s input tensors as numpy arrays, by alias."""
+    return {alias: tensor_proto.to_ndarray(t, alias=alias) for alias, t in request.inputs.items()}
+
+
 def predict(core: ServerCore, request: Any) -> Any:
     """``PredictionService.Predict``."""
     if not request.HasField("model_spec"):
         raise invalid_argument("Missing ModelSpec")
     spec = request.model_spec
     version, label = model_spec_version(spec)
-    inputs = {alias: tensor_proto.to_ndarray(t, alias=alias) for alias, t in request.inputs.items()}
     result = core.predict(
         spec.name,
-        inputs,
+        _request_inputs(request),
         version=version,
         label=label,
         signature_name=spec.signature_name,
@@ -58,6 +66,78 @@ def predict(core: ServerCore, request: Any) -> Any:
         # TF Serving's default (kAsProtoField): typed fields, which clients read as float_val etc.
         response.outputs[alias].CopyFrom(tensor_proto.from_ndarray(array, as_field=True))
     return response
+
+
+def classify(core: ServerCore, request: Any) -> Any:
+    """``PredictionService.Classify`` (``TensorflowClassificationServiceImpl::Classify``)."""
+    if not request.HasField("model_spec"):
+        raise invalid_argument("Missing ModelSpec")
+    version, label = model_spec_version(request.model_spec)
+    with core.servable(request.model_spec.name, version, label) as (served_version, servable):
+        return classifier.run_classify(
+            servable, served_version, request, core.options.enable_signature_method_name_check
+        )
+
+
+def regress(core: ServerCore, request: Any) -> Any:
+    """``PredictionService.Regress`` (``TensorflowRegressionServiceImpl::Regress``)."""
+    if not request.HasField("model_spec"):
+        raise invalid_argument("Missing ModelSpec")
+    version, label = model_spec_version(request.model_spec)
+    with core.servable(request.model_spec.name, version, label) as (served_version, servable):
+        return regressor.run_regress(
+            servable, served_version, request, core.options.enable_signature_method_name_check
+        )
+
+
+def multi_inference(core: ServerCore, request: Any) -> Any:
+    """``PredictionService.MultiInference`` (``RunMultiInferenceWithServerCore``): the first
+    task's model spec picks the servable (no task: an empty spec)."""
+    spec = request.tasks[0].model_spec if request.tasks else model_pb2.ModelSpec()
+    version, label = model_spec_version(spec)
+    with core.servable(spec.name, version, label) as (served_version, servable):
+        return run_multi_inference(
+            servable, served_version, request, core.options.enable_signature_method_name_check
+        )
+
+
+def run_warmup_request(
+    servable: Any, version: int, method_name_check: bool, prediction_log: Any
+) -> None:
+    """Run one warmup ``PredictionLog`` on ``servable`` (``saved_model_warmup.cc``'s
+    ``RunWarmupRequest``): its request's model name and version are not looked at, the answer
+    is dropped, a log of no type does nothing.
+
+    Raises:
+        ServingStatusError: the request's error; UNIMPLEMENTED ``Unsupported log_type for
+            warmup: N`` (N the oneof case number) for session-run and streamed-predict logs.
+    """
+    kind = prediction_log.WhichOneof("log_type")
+    if kind == "predict_log":
+        request = prediction_log.predict_log.request
+        predict_util.run_predict(
+            version,
+            servable,
+            _request_inputs(request),
+            request.model_spec.signature_name,
+            list(request.output_filter),
+            method_name_check=method_name_check,
+        )
+    elif kind == "classify_log":
+        classifier.run_classify(
+            servable, version, prediction_log.classify_log.request, method_name_check
+        )
+    elif kind == "regress_log":
+        regressor.run_regress(
+            servable, version, prediction_log.regress_log.request, method_name_check
+        )
+    elif kind == "multi_inference_log":
+        run_multi_inference(
+            servable, version, prediction_log.multi_inference_log.request, method_name_check
+        )
+    elif kind is not None:
+        case = prediction_log.DESCRIPTOR.fields_by_name[kind].number
+        raise unimplemented(f"Unsupported log_type for warmup: {case}")
 
 
 def get_model_metadata(core: ServerCore, request: Any) -> Any:

@@ -1,5 +1,4 @@
-"""Loading a SavedModel version and running its signatures — the one serving module that
-imports TensorFlow.
+"""Loading a SavedModel version and running its signatures with TensorFlow.
 
 :class:`SavedModelLoader` is the :class:`~tfserve_nb.core.loader.Loader` the source adapter makes
 for each version path; its servable is a :class:`SavedModelServable`, which owns the loaded
@@ -16,7 +15,7 @@ from __future__ import annotations
 
 import os
 import threading
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -237,21 +236,35 @@ class SavedModelServable:
 
 class SavedModelLoader(Loader):
     """Loads the SavedModel at ``path`` (tag set ``tags``) when the manager asks, batching its
-    signatures with ``batching`` if given."""
+    signatures with ``batching`` if given.
+
+    ``warmup``, if given, is called with the loaded servable before :meth:`load` returns (e.g.
+    to replay the version's warmup requests); if it raises, the servable is closed and the load
+    fails with that error.
+    """
 
     def __init__(
         self,
         path: str,
         tags: Sequence[str] = ("serve",),
         batching: BatchingOptions | None = None,
+        warmup: Callable[[SavedModelServable], None] | None = None,
     ) -> None:
         self.path = path
         self.tags = tuple(tags)
         self.batching = batching
+        self.warmup = warmup
         self._servable: SavedModelServable | None = None
 
     def load(self) -> None:
-        self._servable = SavedModelServable(self.path, self.tags, self.batching)
+        servable = SavedModelServable(self.path, self.tags, self.batching)
+        if self.warmup is not None:
+            try:
+                self.warmup(servable)
+            except BaseException:
+                servable.close()
+                raise
+        self._servable = servable
 
     def unload(self) -> None:
         if self._servable is not None:
