@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 import time
 import urllib.error
+import urllib.parse
 import urllib.request
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
@@ -278,11 +279,11 @@ class ServingClient:
     @staticmethod
     def rest_path(name: str, version: int | None = None, label: str | None = None) -> str:
         """``/v1/models/NAME[/versions/N | /labels/L]``."""
-        path = f"/v1/models/{urllib.request.quote(name, safe='')}"
+        path = f"/v1/models/{urllib.parse.quote(name, safe='')}"
         if version is not None:
             path += f"/versions/{int(version)}"
         elif label is not None:
-            path += f"/labels/{urllib.request.quote(label, safe='')}"
+            path += f"/labels/{urllib.parse.quote(label, safe='')}"
         return path
 
     def rest(self, method: str, path: str, body: Any = None) -> Any:

@@ -80,10 +80,10 @@ def run(base_dir: str | None = None) -> dict[str, float]:
 
         done = _step("Predict 10 held-out digits over gRPC")
         answer = server.predict_detailed(x_test[:10])
-        predicted = answer.value().argmax(axis=1)
+        predicted = answer.outputs["output_0"].argmax(axis=1)
         done(f"v{answer.version} predicts {predicted.tolist()}, truth {y_test[:10].tolist()}")
         rest = server.client.predict_rest(x_test[:10])
-        assert np.allclose(rest, answer.value(), atol=1e-6), "REST and gRPC disagree"
+        assert np.allclose(rest, answer.outputs["output_0"], atol=1e-6), "REST and gRPC disagree"
         print("   REST (row format) returns the same numbers", flush=True)
 
         done = _step("Train an improved v2 (64 hidden units, 30 epochs) and export it")
@@ -113,7 +113,7 @@ def run(base_dir: str | None = None) -> dict[str, float]:
         done = _step("Follow the latest version again")
         server.set_version_policy("latest")
         answer = server.predict_detailed(x_test)
-        accuracy = float((answer.value().argmax(axis=1) == y_test).mean())
+        accuracy = float((answer.outputs["output_0"].argmax(axis=1) == y_test).mean())
         done(f"v{answer.version} answers; served accuracy on {len(y_test)} digits {accuracy:.3f}")
     finally:
         done = _step("Stop the server")
