@@ -30,7 +30,8 @@ from tensorflow_serving.apis import (
 from .config import ModelConfig, to_server_config
 from .errors import ServerTimeoutError, ServingError
 from .model_server import tensor_proto
-from .servables.signature import Signature, TensorSpec
+from .servables.saved_model import signatures_from_meta_graph
+from .servables.signature import Signature
 
 MAX_MESSAGE_BYTES = 2**31 - 1
 """No 4 MB cap on messages (gRPC's default, a classic TF Serving trip-up)."""
@@ -69,31 +70,6 @@ class PredictResult:
         if len(self.outputs) == 1:
             return next(iter(self.outputs.values()))
         return dict(self.outputs)
-
-
-def _spec_from_proto(alias: str, info: Any) -> TensorSpec:
-    from tensorflow.core.framework import types_pb2
-
-    shape = (
-        None
-        if info.tensor_shape.unknown_rank
-        else tuple(None if d.size < 0 else d.size for d in info.tensor_shape.dim)
-    )
-    return TensorSpec(alias, types_pb2.DataType.Name(info.dtype), shape, info.name)
-
-
-def signatures_from_map(signature_def_map: Any) -> dict[str, Signature]:
-    """Framework-free descriptions of a ``SignatureDefMap`` (init ops left out)."""
-    return {
-        key: Signature(
-            key,
-            sig.method_name,
-            {a: _spec_from_proto(a, i) for a, i in sorted(sig.inputs.items())},
-            {a: _spec_from_proto(a, i) for a, i in sorted(sig.outputs.items())},
-        )
-        for key, sig in signature_def_map.signature_def.items()
-        if not key.startswith("__")
-    }
 
 
 class ServingClient:
@@ -344,7 +320,8 @@ class ServingClient:
         response = self._call(self._predict_stub.GetModelMetadata, request)
         signature_def_map = get_model_metadata_pb2.SignatureDefMap()
         response.metadata["signature_def"].Unpack(signature_def_map)
-        return signatures_from_map(signature_def_map)
+        signatures = signatures_from_meta_graph(signature_def_map)
+        return {k: v for k, v in signatures.items() if not k.startswith("__")}  # no init ops
 
     def reload_config(self, configs: Sequence[ModelConfig], timeout: float | None = None) -> None:
         """``HandleReloadConfigRequest``: make ``configs`` the server's whole model list."""

@@ -74,7 +74,8 @@ def _tensor_spec(alias: str, info: Any) -> TensorSpec:
 
 
 def signatures_from_meta_graph(meta_graph: Any) -> dict[str, Signature]:
-    """Framework-free descriptions of every signature in ``meta_graph``."""
+    """Framework-free descriptions of every signature in ``meta_graph`` (a ``MetaGraphDef``, or
+    anything else with a ``signature_def`` map, such as a ``SignatureDefMap``)."""
     return {
         key: Signature(
             key,
