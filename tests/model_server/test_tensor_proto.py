@@ -126,6 +126,20 @@ def test_fewer_values_repeat_the_last(
     assert cpp_parse(proto).reshape(-1).tolist() == expected
 
 
+@pytest.mark.parametrize("dtype", [np.float32, np.float64, np.complex64, np.complex128])
+@pytest.mark.parametrize("size", [40, 70_000], ids=["2-byte length", "3-byte length"])
+def test_fixed_width_fields_keep_every_bit(dtype: type, size: int) -> None:
+    """Float and complex typed fields are written and read as bytes: lengths over one varint
+    byte, and NaN payloads, signed zeros, infinities and subnormals, come through unchanged."""
+    special = np.array([np.nan, -0.0, np.inf, -np.inf, np.finfo(dtype).smallest_subnormal])
+    array = np.resize(np.concatenate([special, sample(dtype, (size,))]), size).astype(dtype)
+    proto = from_ndarray(array, as_field=True)
+    assert not proto.tensor_content
+    assert to_ndarray(proto).tobytes() == array.tobytes()
+    assert cpp_parse(proto).tobytes() == array.tobytes()
+    assert tf.make_ndarray(proto).tobytes() == array.tobytes()
+
+
 def test_half_and_complex_fields() -> None:
     proto = from_ndarray(np.array([1.5, -2.0, 65504], dtype=np.float16), as_field=True)
     assert list(proto.half_val) == [0x3E00, 0xC000, 0x7BFF]

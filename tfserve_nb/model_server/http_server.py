@@ -16,6 +16,9 @@ from .http_rest_api_handler import HttpRestApiHandler
 class _RequestHandler(BaseHTTPRequestHandler):
     protocol_version = "HTTP/1.1"
     disable_nagle_algorithm = True
+    # Buffered output: headers and body leave in one write (``handle_one_request`` flushes
+    # after each request), not one system call for the headers and another for the body.
+    wbufsize = 64 * 1024
     server_version = "tfserve-nb"
     api: HttpRestApiHandler
 

@@ -18,7 +18,7 @@ from ..core.status import ServingStatusError
 from ..errors import ConfigError
 from . import grpc_services, http_server, monitoring
 from .http_rest_api_handler import HttpRestApiHandler
-from .server_core import ServerCore, ServerCoreOptions
+from .server_core import LoaderFactory, ServerCore, ServerCoreOptions
 
 log = logging.getLogger("tfserve_nb.model_server")
 
@@ -76,9 +76,16 @@ class Server:
         self._stop = threading.Event()
 
     @classmethod
-    def build_and_start(cls, flags: argparse.Namespace, configs: Sequence[ModelConfig]) -> Server:
-        """Load ``configs`` (blocking until AVAILABLE), then open the front-ends."""
-        server = cls(ServerCore.create(configs, core_options(flags)))
+    def build_and_start(
+        cls,
+        flags: argparse.Namespace,
+        configs: Sequence[ModelConfig],
+        loader_factory: LoaderFactory | None = None,
+    ) -> Server:
+        """Load ``configs`` (blocking until AVAILABLE), then open the front-ends.
+        ``loader_factory`` replaces the SavedModel loaders (the benchmark's transport floor
+        serves canned answers through the same front-ends with it)."""
+        server = cls(ServerCore.create(configs, core_options(flags), loader_factory))
         try:
             server._start_front_ends(flags)
         except BaseException:

@@ -69,6 +69,32 @@ _FIELD_DTYPES: dict[str, np.dtype] = {
 }
 """How a field's values are read before the cast to the tensor dtype (others: the dtype)."""
 
+_FIXED_WIDTH_FIELDS = {"float_val": 5, "double_val": 6, "scomplex_val": 9, "dcomplex_val": 12}
+"""Typed fields of fixed-width values, with their field numbers. Their wire form (packed) is the
+values' little-endian bytes, so they are written and read as one block of bytes: value by value,
+through Python objects, costs about 25 ns per value (1.6 ms for a 64k-float output)."""
+
+
+def _packed_field(number: int, data: bytes) -> bytes:
+    """The wire form of packed repeated field ``number`` holding ``data``: tag, length, data."""
+    header = bytearray([number << 3 | 2])
+    length = len(data)
+    while length >= 0x80:
+        header.append(length & 0x7F | 0x80)
+        length >>= 7
+    header.append(length)
+    return bytes(header) + data
+
+
+def _fixed_width_bytes(proto: tensor_pb2.TensorProto, field: str) -> memoryview:
+    """The bytes of a (non-empty) fixed-width typed field: copied into an empty message, whose
+    wire form is then that field alone; its tag and length are skipped."""
+    holder = tensor_pb2.TensorProto()
+    getattr(holder, field).MergeFrom(getattr(proto, field))
+    data = holder.SerializeToString()
+    _, start = _read_varint32(data, 1)
+    return memoryview(data)[start:]
+
 
 def _numpy_dtype(dtype: str) -> np.dtype | None:
     if dtype == "DT_BFLOAT16":
@@ -124,7 +150,12 @@ def _from_field(
     given = min(len(values) // width, count)
     if given == 0:
         return np.zeros(count, dtype=target)
-    raw = np.array(values[: given * width], dtype=_FIELD_DTYPES.get(field, target))
+    element = _FIELD_DTYPES.get(field, target)
+    if field in _FIXED_WIDTH_FIELDS:
+        data = _fixed_width_bytes(proto, field)
+        raw = np.frombuffer(data, element.newbyteorder("<"), given * width).astype(element)
+    else:
+        raw = np.array(values[: given * width], dtype=element)
     reinterpret = field == "half_val" or width == 2  # bits of half/bfloat16, complex pairs
     flat = raw.view(target) if reinterpret else raw.astype(target, copy=False)
     if given < count:
@@ -190,6 +221,8 @@ def to_ndarray(
 
 
 _DTYPE_NAMES = frozenset(types_pb2.DataType.values())
+
+
 def from_ndarray(
     array: np.ndarray, dtype: str | None = None, *, as_field: bool = False
 ) -> tensor_pb2.TensorProto:
@@ -225,6 +258,9 @@ def from_ndarray(
         return proto
     field = _FIELDS[name]
     flat = values.reshape(-1)
+    if field in _FIXED_WIDTH_FIELDS:
+        proto.MergeFromString(_packed_field(_FIXED_WIDTH_FIELDS[field], flat.tobytes()))
+        return proto
     if field == "half_val":
         flat = flat.view(np.uint16)
     elif field in ("scomplex_val", "dcomplex_val"):

@@ -43,14 +43,14 @@ def dtype_string(dtype: str) -> str:
 def dtype_name_of(array: np.ndarray) -> str:
     """The TensorFlow dtype name of a numpy array (bytes, str and object arrays: strings).
     Raises INVALID_ARGUMENT for a numpy dtype TensorFlow has no dtype for."""
+    name = _DTYPES_BY_NUMPY.get(array.dtype)  # first: the common case, and the cheapest test
+    if name is not None:
+        return name
     if array.dtype.kind in "OSU":
         return "DT_STRING"
     if array.dtype.name == "bfloat16":
         return "DT_BFLOAT16"
-    name = _DTYPES_BY_NUMPY.get(array.dtype)
-    if name is None:
-        raise invalid_argument(f"Cannot convert an array of numpy dtype {array.dtype} to a tensor")
-    return name
+    raise invalid_argument(f"Cannot convert an array of numpy dtype {array.dtype} to a tensor")
 
 
 DEFAULT_SERVING_SIGNATURE_DEF_KEY = "serving_default"
