@@ -1,0 +1,232 @@
+"""What the dashboard needs from a server, over the protocol only.
+
+:class:`ServingTarget` wraps a :class:`~tfserve_nb.handle.ModelServer` or a bare
+:class:`~tfserve_nb.client.ServingClient` and exposes one model: status, predictions, metadata
+and config reloads (``HandleReloadConfigRequest``). The dashboard never reaches into a server's
+internals, so it behaves the same against the embedded server, the ``tensorflow/serving``
+container and a local binary.
+
+TF Serving has no RPC that reads the current config or lists the versions present on disk, so:
+
+- a ``ModelServer`` handle remembers the config it last sent (``server.models``); a bare
+  ``ServingClient`` needs the model's :class:`~tfserve_nb.config.ModelConfig` passed in
+  (``configs=``) to switch versions, and is read-only without it;
+- versions on disk are read from the model's base path when it is a local directory (the same
+  numeric folders the server's file-system source polls); otherwise only versions the server has
+  reported are known.
+
+All methods block on network I/O: call them from background threads, never from the widget thread
+while it has to stay responsive. Methods are thread-safe as far as the underlying client is.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+import threading
+import time
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+from ..config import ModelConfig
+from ..core.version_policy import VersionPolicy
+from ..errors import ServerTimeoutError, ServingError, TfServeNbError
+
+TRANSITIONAL_STATES = frozenset({"START", "LOADING", "UNLOADING"})
+
+REQUEST_ERRORS = (TfServeNbError, OSError, ValueError)
+"""What a protocol call may raise: the server's refusal, a connection problem, or ValueError from a
+channel closed by ``ModelServer.stop()`` mid-call. Background threads catch these and show them."""
+
+
+@dataclass(frozen=True)
+class InputSpec:
+    """The first input of the serving signature: alias, numpy dtype name and shape (``None`` for
+    unknown dimensions)."""
+
+    alias: str
+    dtype: str
+    shape: tuple[int | None, ...] | None
+    signature_name: str = "serving_default"
+
+    def zeros_example(self) -> np.ndarray:
+        """One all-zero example (no batch dimension); unknown dimensions count as 1."""
+        dims = self.shape[1:] if self.shape else ()
+        return np.zeros(tuple(1 if d is None else d for d in dims), dtype=self.dtype)
+
+
+class ServingTarget:
+    """One model on one server, as the dashboard sees it.
+
+    ``server`` is a ``ModelServer`` (has ``set_version_policy``) or a ``ServingClient``.
+    ``model_name`` defaults to the server's. ``configs`` (for a bare client) are the model configs
+    the server was started with; reloads send all of them, changing only this model's entry.
+    """
+
+    def __init__(
+        self,
+        server: Any,
+        *,
+        model_name: str | None = None,
+        configs: Sequence[ModelConfig] | None = None,
+    ) -> None:
+        self.server = server
+        self._is_handle = hasattr(server, "set_version_policy")
+        self._client = server.client if self._is_handle else server
+        name = model_name or getattr(server, "model_name", None)
+        if not name:
+            raise ValueError(
+                "The dashboard needs a model name: pass model_name=... (the server serves several "
+                "models, or the client was created without one)"
+            )
+        self.model_name: str = name
+        self._configs = {c.name: c for c in configs or ()}
+        self._lock = threading.Lock()
+        if not self._is_handle and configs is not None and name not in self._configs:
+            raise ValueError(f"configs= has no entry for model {name!r}")
+
+    # ------------------------------------------------------------------ facts
+
+    @property
+    def backend(self) -> str:
+        """``embedded``, ``docker`` or ``local`` for a handle; ``remote`` for a bare client."""
+        return str(getattr(self.server, "backend", "remote")) if self._is_handle else "remote"
+
+    @property
+    def grpc_address(self) -> str:
+        """``host:port`` of the gRPC front-end."""
+        if self._is_handle:
+            return str(self.server.grpc_address)
+        return str(self._client.grpc_target)
+
+    @property
+    def rest_url(self) -> str | None:
+        """``http://host:port`` of the REST front-end, if known."""
+        url = self.server.rest_url if self._is_handle else self._client.rest_url
+        return str(url) if url else None
+
+    @property
+    def can_switch(self) -> bool:
+        """Whether version policy and labels can be changed (a handle, or a client with configs)."""
+        return self._is_handle or self.model_name in self._configs
+
+    def alive(self) -> bool:
+        """``False`` once a handle's server has stopped; a bare client is assumed alive."""
+        if self._is_handle:
+            return bool(self.server.process.alive())
+        return True
+
+    def config(self) -> ModelConfig | None:
+        """This model's current config as last sent, or ``None`` when unknown (read-only)."""
+        if self._is_handle:
+            return self.server.models.get(self.model_name)
+        return self._configs.get(self.model_name)
+
+    def disk_versions(self) -> list[int] | None:
+        """Numeric version folders under a local base path, ascending; ``None`` if not local."""
+        config = self.config()
+        if config is None or not os.path.isdir(config.base_path):
+            return None
+        versions = []
+        for entry in os.listdir(config.base_path):
+            if entry.isdigit() and os.path.isdir(os.path.join(config.base_path, entry)):
+                versions.append(int(entry))
+        return sorted(set(versions))
+
+    # ------------------------------------------------------------------ protocol calls
+
+    def status(self) -> list[Any]:
+        """``GetModelStatus``: ``VersionStatus`` entries, newest first."""
+        return list(self._client.status(self.model_name))
+
+    def predict(
+        self, x: np.ndarray, *, version: int | None = None, label: str | None = None
+    ) -> Any:
+        """``Predict`` on a version, a label or the latest; a ``PredictResult``."""
+        return self._client.predict_detailed(
+            x, version=version, label=label, model_name=self.model_name
+        )
+
+    def input_spec(self) -> InputSpec | None:
+        """The serving signature's first input, from ``GetModelMetadata``; ``None`` if unknown."""
+        signatures = self._client.metadata(self.model_name)
+        signature = signatures.get("serving_default") or next(iter(signatures.values()), None)
+        if signature is None or not signature.inputs:
+            return None
+        spec = next(iter(signature.inputs.values()))
+        numpy_dtype = spec.numpy_dtype
+        return InputSpec(
+            alias=spec.alias,
+            dtype=numpy_dtype.name if numpy_dtype is not None else "float32",
+            shape=spec.shape,
+            signature_name=signature.key,
+        )
+
+    def set_policy(self, policy: VersionPolicy) -> None:
+        """Reload the config with ``policy`` for this model (``HandleReloadConfigRequest``)."""
+        self._reload(version_policy=policy)
+
+    def set_labels(self, labels: Mapping[str, int]) -> None:
+        """Reload the config with exactly ``labels`` for this model. Upstream refuses a label on
+        a version that is not AVAILABLE: :class:`ServingError` ``FAILED_PRECONDITION``."""
+        self._reload(labels=dict(labels))
+
+    def _reload(self, **change: Any) -> None:
+        if self._is_handle:
+            if "version_policy" in change:
+                self.server.set_version_policy(
+                    change["version_policy"], self.model_name, wait=False
+                )
+            else:
+                self.server.set_labels(change["labels"], model_name=self.model_name)
+            return
+        with self._lock:
+            current = self._configs.get(self.model_name)
+            if current is None:
+                raise ServingError(
+                    "FAILED_PRECONDITION",
+                    "read-only dashboard: pass configs=[ModelConfig(...)] to switch versions",
+                )
+            updated = dataclasses.replace(current, **change)
+            configs = {**self._configs, self.model_name: updated}
+            self._client.reload_config(list(configs.values()))
+            self._configs = configs
+
+    def wait_settled(self, expected: Iterable[int] | None, timeout: float) -> list[Any]:
+        """Poll status until no version is START, LOADING or UNLOADING and the AVAILABLE set is
+        ``expected`` (any non-empty set when ``None``); return the last status.
+
+        Raises :class:`ServerTimeoutError` naming what was seen, or :class:`ServingError`
+        (``UNAVAILABLE``-like codes pass through) when an expected version's load failed.
+        """
+        wanted = set(expected) if expected is not None else None
+        deadline = time.monotonic() + timeout
+        pause = threading.Event()
+        while True:
+            statuses = self.status()
+            available = {s.version for s in statuses if s.state == "AVAILABLE"}
+            failed = [
+                s
+                for s in statuses
+                if s.error_message and s.state == "END" and (wanted is None or s.version in wanted)
+            ]
+            if failed:
+                first = failed[0]
+                raise ServingError(
+                    first.error_code or "UNKNOWN",
+                    f"version {first.version} failed to load: {first.error_message}",
+                )
+            settled = not any(s.state in TRANSITIONAL_STATES for s in statuses)
+            if settled and (available == wanted if wanted is not None else available):
+                return statuses
+            if time.monotonic() >= deadline:
+                seen = ", ".join(f"{s.version}: {s.state}" for s in statuses) or "no versions"
+                want = sorted(wanted) if wanted is not None else "any version"
+                raise ServerTimeoutError(
+                    f"model {self.model_name}: waited {timeout:.0f} s for AVAILABLE versions "
+                    f"{want}; the server reports {seen}"
+                )
+            pause.wait(0.05)

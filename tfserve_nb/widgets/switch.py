@@ -1,0 +1,376 @@
+"""SwitchPanel: follow the latest version, pin versions, move labels — through config reloads.
+
+Every change is one ``HandleReloadConfigRequest`` carrying the model's whole config with one thing
+changed, exactly what an operator would send to TF Serving. TF Serving's rules hold, and a refusal
+is explained in plain words next to the server's own text:
+
+- a label may only point at a version that is AVAILABLE (``FAILED_PRECONDITION``), so moving a
+  label to a new version takes two steps: load it (pin it with the current one), then move;
+- the dashboard adds one check of its own: it does not unload a version a label points at, because
+  the server would accept that and then answer ``NOT_FOUND`` for the label.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+from typing import Any
+
+import ipywidgets as widgets
+import traitlets
+
+from ..core.version_policy import Latest, Specific, VersionPolicy
+from ..errors import ServingError
+from ._panel import Panel
+from ._render import BAD, FG, GOOD, MUTED, esc, note
+from ._target import REQUEST_ERRORS
+from .monitor import Snapshot
+
+UNSET = -1
+"""Label dropdown value meaning "remove this label"."""
+
+_LABEL_ON_UNAVAILABLE = re.compile(r"assign label to version (\d+) of model (.+?), which is not")
+
+
+@dataclass(frozen=True)
+class SwitchOutcome:
+    """The result of one switch: ``ok``, what was asked (``action``), what happened in plain words
+    (``message``) and, for a refusal by the server, its code and text (``upstream``)."""
+
+    ok: bool
+    action: str
+    message: str
+    upstream: str = ""
+
+    def __str__(self) -> str:
+        head = f"{'done' if self.ok else 'refused'}: {self.action} — {self.message}"
+        return f"{head}\nserver said: {self.upstream}" if self.upstream else head
+
+    def _repr_html_(self) -> str:
+        return self.html()
+
+    def html(self) -> str:
+        """The outcome as the panel shows it."""
+        colour, mark = (GOOD, "✔") if self.ok else (BAD, "✖")
+        text = (
+            f'<div style="color:{colour};font-size:12px;line-height:1.45">'
+            f"<b>{mark} {esc(self.action)}</b>"
+            f'<div style="color:{FG};margin-top:2px">{esc(self.message)}</div>'
+        )
+        if self.upstream:
+            text += (
+                f'<div style="color:{MUTED};margin-top:2px">the server said: '
+                f"<code>{esc(self.upstream)}</code></div>"
+            )
+        return text + "</div>"
+
+
+class _Refused(Exception):
+    """A change the dashboard will not send; the message says why and what to do."""
+
+
+def explain(error: ServingError) -> str:
+    """Plain words for a server's refusal of a config reload."""
+    match = _LABEL_ON_UNAVAILABLE.search(error.message)
+    if error.code == "FAILED_PRECONDITION" and match:
+        version = match.group(1)
+        return (
+            f"Version {version} is not loaded, and TF Serving lets a label point only at a "
+            f"version that is AVAILABLE. Load it first — pin it together with the version(s) "
+            f"you serve now — wait until it is AVAILABLE, then move the label. Nothing changed."
+        )
+    if error.code == "UNAVAILABLE":
+        return "The server did not answer; it may have stopped. Nothing changed."
+    if error.code == "NOT_FOUND":
+        return "The server does not know this model. Nothing changed."
+    return f"The server refused the new config ({error.code}). Nothing changed."
+
+
+class SwitchPanel(Panel):
+    """Controls that change which versions are served and where labels point.
+
+    Python twins (blocking; they return a :class:`SwitchOutcome` and never raise for a refusal):
+    :meth:`follow_latest`, :meth:`pin`, :meth:`move_label`. Buttons run the same code in a
+    background thread, so the kernel stays responsive while versions load.
+    """
+
+    busy = traitlets.Bool(False, help="True while a switch runs in the background")
+    outcome = traitlets.Any(None, allow_none=True, help="SwitchOutcome of the last switch")
+    wait_timeout = traitlets.Float(
+        120.0, help="seconds a switch waits for the versions it asks for to become AVAILABLE"
+    )
+    label_names = traitlets.Tuple(
+        ("stable", "canary"), help="labels offered even before they exist on the server"
+    )
+
+    def __init__(
+        self,
+        source: Any,
+        *,
+        label_names: Iterable[str] = ("stable", "canary"),
+        **monitor_options: Any,
+    ) -> None:
+        super().__init__(source, "Switch versions", **monitor_options)
+        self.follow_button = widgets.Button(
+            description="Follow latest",
+            icon="forward",
+            layout=widgets.Layout(width="auto"),
+            tooltip="Serve the newest version on disk (version policy latest { num_versions: 1 })",
+        )
+        self.follow_button.on_click(lambda _: self._submit(self._follow_latest_work))
+        self.version_toggles = widgets.HBox(layout=widgets.Layout(flex_flow="row wrap"))
+        self.pin_button = widgets.Button(
+            description="Pin selected",
+            icon="thumb-tack",
+            layout=widgets.Layout(width="auto"),
+            tooltip="Serve exactly the selected versions (version policy specific { ... })",
+        )
+        self.pin_button.on_click(lambda _: self._submit(self._pin_work(self.selected_versions)))
+        self.label_rows = widgets.VBox()
+        self.version_buttons: dict[int, widgets.ToggleButton] = {}
+        self.label_pickers: dict[str, widgets.Dropdown] = {}
+        self.move_buttons: dict[str, widgets.Button] = {}
+        self._label_rows: dict[str, widgets.HBox] = {}
+        self.message = widgets.HTML()
+        self.message.add_class("tfnb-switch-message")
+        self.label_names = tuple(label_names)
+        self._set_body(
+            widgets.HBox([self.follow_button]),
+            widgets.HTML(note("or pin versions:")),
+            widgets.HBox([self.version_toggles, self.pin_button]),
+            widgets.HTML(note("labels:")),
+            self.label_rows,
+            self.message,
+        )
+        self._watch(self._sync_versions, ["known_versions", "served", "policy"])
+        self._watch(self._sync_labels, ["labels", "known_versions", "served"])
+        self._sync_versions()
+        self._sync_labels()
+        self._sync_enabled()
+
+    # ------------------------------------------------------------------ Python twins
+
+    @property
+    def selected_versions(self) -> tuple[int, ...]:
+        """Versions whose toggle is on, ascending."""
+        return tuple(sorted(v for v, toggle in self.version_buttons.items() if toggle.value))
+
+    def follow_latest(self, *, wait: bool = True) -> SwitchOutcome:
+        """Serve the latest version (policy ``latest { num_versions: 1 }``); with ``wait``,
+        return once it is AVAILABLE and the others unloaded (when the base path is local)."""
+        return self._run_now(self._follow_latest_work, wait)
+
+    def pin(self, versions: int | Iterable[int], *, wait: bool = True) -> SwitchOutcome:
+        """Serve exactly ``versions`` (policy ``specific``); with ``wait``, return once they are
+        AVAILABLE and every other version unloaded."""
+        wanted = (versions,) if isinstance(versions, int) else tuple(versions)
+        return self._run_now(self._pin_work(tuple(sorted(set(wanted)))), wait)
+
+    def move_label(self, label: str, version: int | None) -> SwitchOutcome:
+        """Point ``label`` at ``version`` (``None`` removes it). The server refuses a version that
+        is not AVAILABLE; the outcome explains that."""
+        return self._run_now(self._move_label_work(label, version), False)
+
+    # ------------------------------------------------------------------ work (background-safe)
+
+    def _follow_latest_work(self, wait: bool) -> tuple[SwitchOutcome, Snapshot]:
+        disk = self.monitor.target.disk_versions()
+        expected = {max(disk)} if disk else None
+        return self._change("follow the latest version", Latest(1), expected, wait)
+
+    def _pin_work(
+        self, versions: tuple[int, ...]
+    ) -> Callable[[bool], tuple[SwitchOutcome, Snapshot]]:
+        def work(wait: bool) -> tuple[SwitchOutcome, Snapshot]:
+            action = "pin version" + ("s " if len(versions) > 1 else " ") + _join(versions)
+            if not versions:
+                return self._refuse("pin", "Select at least one version to pin.")
+            disk = self.monitor.target.disk_versions()
+            missing = [v for v in versions if disk is not None and v not in disk]
+            if missing:
+                return self._refuse(
+                    action,
+                    f"Version {_join(missing)} is not on disk under the "
+                    "model's base path; export it first.",
+                )
+            return self._change(action, Specific(versions), set(versions), wait)
+
+        return work
+
+    def _move_label_work(
+        self, label: str, version: int | None
+    ) -> Callable[[bool], tuple[SwitchOutcome, Snapshot]]:
+        def work(_wait: bool) -> tuple[SwitchOutcome, Snapshot]:
+            target = self.monitor.target
+            action = f"remove label {label}" if version is None else f"move {label} → {version}"
+            config = target.config()
+            if config is None:
+                return self._refuse(action, _READ_ONLY)
+            labels = {k: v for k, v in config.labels.items() if k != label}
+            if version is not None:
+                labels[label] = version
+            try:
+                target.set_labels(labels)
+            except ServingError as exc:
+                return self._refuse(action, explain(exc), exc)
+            except REQUEST_ERRORS as exc:
+                return self._failed(action, exc)
+            done = (
+                f"Requests for label {label} now go to version {version}."
+                if version is not None
+                else f"Label {label} removed."
+            )
+            return SwitchOutcome(True, action, done), self.monitor.fetch()
+
+        return work
+
+    def _change(
+        self, action: str, policy: VersionPolicy, expected: set[int] | None, wait: bool
+    ) -> tuple[SwitchOutcome, Snapshot]:
+        target = self.monitor.target
+        config = target.config()
+        if config is None:
+            return self._refuse(action, _READ_ONLY)
+        stranded = {
+            k: v for k, v in config.labels.items() if expected is not None and v not in expected
+        }
+        if stranded:
+            names = ", ".join(f"{k} → {v}" for k, v in sorted(stranded.items()))
+            return self._refuse(
+                action,
+                (
+                    f"Label {names} points at a version this change would unload; the server "
+                    "would accept it and then answer NOT_FOUND for the label. Move the label to "
+                    "a version that stays (or remove it) first."
+                ),
+            )
+        try:
+            target.set_policy(policy)
+            if wait:
+                statuses = target.wait_settled(expected, self.wait_timeout)
+                served = sorted(s.version for s in statuses if s.state == "AVAILABLE")
+                done = f"Now serving version{'s' if len(served) > 1 else ''} {_join(served)}."
+            else:
+                done = "Config sent; the server loads and unloads versions in the background."
+        except ServingError as exc:
+            return self._refuse(action, explain(exc), exc)
+        except REQUEST_ERRORS as exc:  # e.g. ServerTimeoutError while waiting for the versions
+            return self._failed(action, exc)
+        return SwitchOutcome(True, action, done), self.monitor.fetch()
+
+    def _refuse(
+        self, action: str, why: str, error: ServingError | None = None
+    ) -> tuple[SwitchOutcome, Snapshot]:
+        upstream = f"[{error.code}] {error.message}" if error is not None else ""
+        return SwitchOutcome(False, action, why, upstream), self.monitor.fetch()
+
+    def _failed(self, action: str, error: Exception) -> tuple[SwitchOutcome, Snapshot]:
+        return SwitchOutcome(False, action, f"{error}"), self.monitor.fetch()
+
+    # ------------------------------------------------------------------ running
+
+    def _run_now(
+        self, work: Callable[[bool], tuple[SwitchOutcome, Snapshot]], wait: bool
+    ) -> SwitchOutcome:
+        result = work(wait)
+        self.monitor.dispatcher.run(self._done, result)
+        return result[0]
+
+    def _submit(self, work: Callable[[bool], tuple[SwitchOutcome, Snapshot]]) -> None:
+        if self.busy:
+            return
+        self.busy = True
+        self.message.value = note("working…")
+        self.monitor.runner.submit(lambda: work(True), self._done)
+
+    def _done(self, result: tuple[SwitchOutcome, Snapshot]) -> None:
+        outcome, snapshot = result
+        self.monitor.apply(snapshot)
+        self.outcome = outcome
+        self.message.value = outcome.html()
+        self.busy = False
+
+    # ------------------------------------------------------------------ widget state
+
+    @traitlets.observe("busy")
+    def _sync_enabled(self, _change: Any = None) -> None:
+        disabled = self.busy or not self.monitor.target.can_switch
+        buttons = [self.follow_button, self.pin_button, *self.move_buttons.values()]
+        for button in buttons:
+            button.disabled = disabled
+        if not self.monitor.target.can_switch:
+            self.message.value = note(_READ_ONLY)
+
+    def _sync_versions(self, _change: Any = None) -> None:
+        monitor = self.monitor
+        pinned = self._pinned()
+        for version in monitor.known_versions:
+            if version not in self.version_buttons:
+                self.version_buttons[version] = widgets.ToggleButton(
+                    description=f"v{version}", layout=widgets.Layout(width="auto")
+                )
+            toggle = self.version_buttons[version]
+            toggle.value = version in pinned
+            toggle.tooltip = f"version {version}: " + (
+                "AVAILABLE" if version in monitor.served else "not loaded"
+            )
+        for version in set(self.version_buttons) - set(monitor.known_versions):
+            self.version_buttons.pop(version).close()
+        self.version_toggles.children = [self.version_buttons[v] for v in monitor.known_versions]
+
+    def _pinned(self) -> set[int]:
+        config = self.monitor.target.config()
+        if config is not None and isinstance(config.version_policy, Specific):
+            return set(config.version_policy.versions)
+        return set(self.monitor.served)
+
+    @traitlets.observe("label_names")
+    def _sync_labels(self, _change: Any = None) -> None:
+        monitor = self.monitor
+        names = list(dict.fromkeys([*self.label_names, *sorted(monitor.labels)]))
+        options = [("(remove)", UNSET)] + [
+            (f"v{v}" + ("" if v in monitor.served else " — not loaded"), v)
+            for v in reversed(monitor.known_versions)
+        ]
+        for name in names:
+            if name not in self.label_pickers:
+                self._add_label_row(name)
+            picker = self.label_pickers[name]
+            current = monitor.labels.get(name, UNSET)
+            picker.options = options
+            picker.value = current if current in {v for _, v in options} else UNSET
+        self.label_rows.children = [self._label_rows[name] for name in names]
+        self._sync_enabled()
+
+    def _add_label_row(self, name: str) -> None:
+        picker = widgets.Dropdown(layout=widgets.Layout(width="150px"))
+        picker.add_class(f"tfnb-label-{name}")
+        button = widgets.Button(
+            description=f"Move {name}",
+            icon="tag",
+            layout=widgets.Layout(width="auto"),
+            tooltip=f"Point label {name} at the chosen version",
+        )
+
+        def move(_: widgets.Button) -> None:
+            chosen = picker.value
+            self._submit(self._move_label_work(name, None if chosen == UNSET else chosen))
+
+        button.on_click(move)
+        caption = widgets.HTML(
+            f'<div style="width:60px;font-size:12px;color:{FG}">{esc(name)}</div>'
+        )
+        self.label_pickers[name], self.move_buttons[name] = picker, button
+        self._label_rows[name] = widgets.HBox([caption, picker, button])
+
+
+_READ_ONLY = (
+    "Read-only: a bare ServingClient cannot tell the server's config. Pass "
+    "configs=[ModelConfig(...)] to the dashboard to switch versions."
+)
+
+
+def _join(versions: Iterable[int]) -> str:
+    items = [str(v) for v in versions]
+    return " and ".join([", ".join(items[:-1]), items[-1]]) if len(items) > 1 else "".join(items)
