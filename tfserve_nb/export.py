@@ -528,7 +528,13 @@ def _write_saved_model(
             _example_endpoint(model, input_signature, spec),
             [tf.TensorSpec([None], tf.string, name=EXAMPLES_INPUT)],
         )
-    archive.write_out(str(export_dir), verbose=False)
+    tf_logger = tf.get_logger()  # quiet "INFO:tensorflow:Assets written to ..." in notebooks
+    level = tf_logger.level
+    tf_logger.setLevel("WARNING")
+    try:
+        archive.write_out(str(export_dir), verbose=False)
+    finally:
+        tf_logger.setLevel(level)
     if example_signatures:
         _set_method_names(
             export_dir, {key: spec.method_name for key, spec in example_signatures.items()}

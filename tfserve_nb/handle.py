@@ -281,6 +281,10 @@ class ModelServer:
 
     # ---- lifecycle ---------------------------------------------------------------------------
 
+    def alive(self) -> bool:
+        """Whether the server process (or container) is still running."""
+        return self.process.alive()
+
     def logs(self, tail: int | None = None) -> str:
         """The server's output (the last ``tail`` lines if given)."""
         return self.process.logs(tail)
@@ -297,14 +301,14 @@ class ModelServer:
         self.stop()
 
     def __repr__(self) -> str:
-        state = "running" if self.process.alive() else "stopped"
+        state = "running" if self.alive() else "stopped"
         return (
             f"<ModelServer {self.backend} {state} models={sorted(self._models)} "
             f"grpc={self.grpc_address} rest={self.rest_url}>"
         )
 
     def _repr_html_(self) -> str:
-        alive = self.process.alive()
+        alive = self.alive()
         rows = []
         for name, config in self.models.items():
             versions = "—"

@@ -116,7 +116,7 @@ class ServingTarget:
     def alive(self) -> bool:
         """``False`` once a handle's server has stopped; a bare client is assumed alive."""
         if self._is_handle:
-            return bool(self.server.process.alive())
+            return bool(self.server.alive())
         return True
 
     def config(self) -> ModelConfig | None:
