@@ -1,0 +1,89 @@
+"""The benchmark's parts, small: the transport floor answers canned zeros through the server's
+own front-ends, the load generator drives it over gRPC and HTTP, and the report judges ratios.
+(The benchmark itself is ``python -m bench``; no timing is asserted here.)"""
+
+from __future__ import annotations
+
+import math
+import time
+
+import numpy as np
+
+from bench.loadgen import Target, Window, run_clients
+from bench.report import InProcessCall, Lifecycle, LoadCell, Results, markdown, targets
+from bench.run import ModelSpec, answer, grpc_target, rest_target, start_module
+from bench.stats import Summary, summarize
+from tfserve_nb.config import ModelConfig, render_config_file
+
+HALF_PLUS_TWO = ModelSpec("hp2", "x", (1,))
+
+
+def test_floor_answers_zeros_and_the_load_generator_drives_it(tmp_path, half_plus_two_base):
+    config = tmp_path / "models.config"
+    config.write_text(render_config_file([ModelConfig("hp2", str(half_plus_two_base))]))
+    floor = start_module(
+        "bench.floor_server", [f"--model_config_file={config}", "--ephemeral_ports"], tmp_path, "f"
+    )
+    try:
+        targets_ = [
+            grpc_target(HALF_PLUS_TWO, floor.ports["grpc_port"]),
+            rest_target(HALF_PLUS_TWO, floor.ports["rest_port"], "/v1/models/hp2:predict"),
+        ]
+        for target in targets_:
+            np.testing.assert_array_equal(answer(target, HALF_PLUS_TWO), np.zeros((1, 1)))
+            tally = run_clients(target, 3, Window(time.time(), 0.1, 0.3))
+            assert tally.errors == 0 and tally.latencies, tally.first_error
+        path = "/v1/models/hp2:predict"
+        wrong = Target("http", "127.0.0.1", floor.ports["rest_port"], b"{}", path)
+        tally = run_clients(wrong, 1, Window(time.time(), 0.0, 0.2))
+        assert tally.errors and not tally.latencies and "HTTP/1.1 400" in tally.first_error
+    finally:
+        floor.stop()
+
+
+def summary(p50_ms: float, rate: float) -> Summary:
+    return Summary(int(rate), 1.0, p50_ms, p50_ms * 2)
+
+
+def test_targets_are_ratios_within_the_run():
+    cells = [
+        LoadCell("m", "transport floor, gRPC", 1, summary(0.5, 2000)),
+        LoadCell("m", "embedded, gRPC", 1, summary(0.8, 1200)),
+        LoadCell("m", "embedded, REST", 1, summary(1.0, 1000)),
+        LoadCell("m", "transport floor, gRPC", 64, summary(20, 3000)),
+        LoadCell("m", "embedded, gRPC", 64, summary(40, 1500)),
+        LoadCell("m", "embedded, gRPC, batching", 64, summary(25, 2400)),
+    ]
+    life = Lifecycle(3.0, [0.9, 1.2], [0.2], 1000, 0, "", 130, 260, 100)
+    machine = {
+        "date": "today",
+        "cpu": "cpu",
+        "cores": 2,
+        "ram_gb": 1,
+        "os": "os",
+        "python": "3",
+        "versions": {},
+        "busy_percent_before": 50.0,
+        "load_before": 1.0,
+    }
+    limit = InProcessCall("m", "signature", 1, summary(0.2, 5000))
+    results = Results("test", machine, "", 1.0, [limit], cells, life)
+    found = {t.name: t for t in targets(results)}
+    grpc = found["m: gRPC batch-1 p50, c=1 ≤ 1.25 x (in-process + transport floor)"]
+    assert math.isclose(grpc.value, 0.8 / 0.7) and grpc.met
+    assert found["m: 64 clients, batching ≥ 0.7 x transport floor, gRPC req/s"].met
+    assert not found["m: 64 clients, batching ≥ 2 x embedded, gRPC req/s"].met
+    fastapi = found["m: 64 clients, batching ≥ 10 x FastAPI + model.predict req/s"]
+    assert math.isnan(fastapi.value) and not fastapi.met
+    assert found["m: REST row batch-1 p50 ≤ 1.5 x gRPC p50 (c=1)"].met
+    assert found["switch with 1 s polling ≤ 1.5 s (slowest sample)"].met
+    assert found["memory, one version ≤ 1.3 x bare process"].value == 1.3
+    text = markdown(results, "plot.png")
+    assert "| m: 64 clients, batching ≥ 2 x embedded, gRPC req/s | 1.60 | 2 | **no** |" in text
+    assert "Other processes were using the machine" in text
+
+
+def test_summaries_use_nearest_rank_percentiles():
+    result = summarize([i / 1000 for i in range(1, 101)], 2.0, errors=1, first_error="x")
+    assert (result.p50_ms, result.p99_ms, result.rate) == (50.0, 99.0, 50.0)
+    assert math.isnan(summarize([], 1.0).p50_ms)
