@@ -97,7 +97,7 @@ def build_parser() -> argparse.ArgumentParser:
     flag("tensorflow_inter_op_parallelism", int, 0, "inter-op threads (0 = auto)")
     flag("saved_model_tags", str, "serve", "comma-separated tag set of the MetaGraph to load")
     flag("grpc_channel_arguments", str, "", "accepted; not applied")
-    flag("grpc_max_threads", int, 0, "gRPC worker threads (0: 4 per core, >= 16, more if batching)")
+    flag("grpc_max_threads", int, 0, "gRPC worker threads (0 = 4 per core, at least 16)")
     flag("enable_model_warmup", bool, True, "replay assets.extra/tf_serving_warmup_requests")
     flag("num_request_iterations_for_warmup", int, 1, "times each warmup record is replayed")
     flag(
