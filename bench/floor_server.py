@@ -86,6 +86,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     receives the bound ports)."""
     flags = model_server_main.build_parser().parse_args(argv)
     model_server_main.check_flags(flags)
+    model_server_main.tune_garbage_collector()  # as the model server does
     server = Server.build_and_start(
         flags, model_server_main.read_model_configs(flags), _canned_loader
     )

