@@ -85,6 +85,14 @@ def run_clients(target: Target, clients: int, window: Window) -> Tally:
     return asyncio.run(_run(target, clients, window))
 
 
+def warm_up(seconds: float) -> None:
+    """Import what the clients need and hold the worker for ``seconds`` (so that one such task
+    per worker, given together, reaches every worker)."""
+    import grpc  # noqa: F401
+
+    time.sleep(seconds)
+
+
 Send = Callable[[], Awaitable[str | None]]
 """One request; returns ``None`` on success, else what went wrong."""
 

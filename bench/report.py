@@ -88,6 +88,8 @@ class Lifecycle:
 @dataclass(frozen=True)
 class Results:
     mode: str
+    measurement: str
+    """How long each cell was measured, in words."""
     machine: dict[str, Any]
     batching_parameters: str
     seconds: float
@@ -243,8 +245,8 @@ def markdown(results: Results, plot_name: str) -> str:
         contention_note(m),
         "",
         "Closed-loop clients (each sends its next request when the last is answered), batch-1 "
-        "requests, in separate processes; everything on 127.0.0.1. Batching parameters: "
-        f"`{' '.join(results.batching_parameters.split())}`.",
+        f"requests, in separate processes; everything on 127.0.0.1. {results.measurement} "
+        f"Batching parameters: `{' '.join(results.batching_parameters.split())}`.",
         "",
         f"![performance]({plot_name})",
         "",

@@ -24,7 +24,7 @@ from typing import Any
 
 import numpy as np
 
-from bench.loadgen import CLIENT_PROCESSES, Tally, Target, Window, run_clients
+from bench.loadgen import CLIENT_PROCESSES, Tally, Target, Window, run_clients, warm_up
 from bench.report import InProcessCall, Lifecycle, LoadCell, Results, machine_facts
 from bench.stats import Summary, summarize
 
@@ -80,21 +80,28 @@ class Plan:
     concurrencies: tuple[int, ...]
     warmup: float
     duration: float
+    rounds: int
+    """Each cell is measured ``rounds`` times for ``duration``, the setups taking turns."""
     inprocess_seconds: float
     switch_samples: int
     max_round: float
     """A cell whose clients need longer than this for one round of requests (estimated from
-    the setup's latency with one client) is not measured; shorter rounds stretch the warmup to
-    one round and the measurement to two, so that a slow setup is measured in steady state."""
+    the setup's latency at the lowest concurrency) is not measured."""
     batched_rows: int = 64
+
+    def describe(self) -> str:
+        return (
+            f"Each cell: {self.rounds} x {self.duration:g} s after a {self.warmup:g} s warmup, "
+            "the setups taking turns (slow ones: once, for two of their rounds of requests)."
+        )
 
     @classmethod
     def full(cls) -> Plan:
-        return cls("full", ("digits", "image_cnn"), (1, 8, 64), 1.0, 4.0, 2.0, 3, 10.0)
+        return cls("full", ("digits", "image_cnn"), (1, 8, 64), 0.5, 1.5, 3, 2.0, 3, 10.0)
 
     @classmethod
     def quick(cls) -> Plan:
-        return cls("quick", ("digits",), (1, 64), 0.25, 0.8, 0.4, 1, 1.0)
+        return cls("quick", ("digits",), (1, 64), 0.25, 0.8, 1, 0.4, 1, 1.0)
 
 
 SETUPS = (
@@ -162,6 +169,7 @@ class LoadGenerator:
 
     def __init__(self) -> None:
         self._pool = multiprocessing.get_context("spawn").Pool(CLIENT_PROCESSES)
+        self._pool.map(warm_up, [0.5] * CLIENT_PROCESSES, chunksize=1)
 
     def close(self) -> None:
         self._pool.terminate()
@@ -184,10 +192,8 @@ class LoadGenerator:
 
         return result
 
-    def measure(self, target: Target, clients: int, warmup: float, duration: float) -> Summary:
-        window = Window(time.time() + 0.2, warmup, duration)
-        tally = self.start(target, clients, window)()
-        return summarize(tally.latencies, duration, tally.errors, tally.first_error)
+    def measure(self, target: Target, clients: int, warmup: float, duration: float) -> Tally:
+        return self.start(target, clients, Window(time.time() + 0.2, warmup, duration))()
 
 
 def grpc_target(spec: ModelSpec, port: int) -> Target:
@@ -272,40 +278,15 @@ def run(plan: Plan, workdir: Path, say: Callable[[str], None]) -> Results:
         inprocess = [c for name in plan.models for c in measure_inprocess(plan, workdir, name)]
         say("version lifecycle and memory (digits, on a server of its own)")
         lifecycle = measure_lifecycle(plan, workdir, keras_models["digits"], load, say)
-        cells = []
         with servers(plan, workdir) as endpoints:
             check_answers(endpoints, expected)
-            for name in plan.models:
-                for setup in SETUPS:
-                    target = endpoints[setup].target(MODELS[name])
-                    alone: Summary | None = None
-                    for clients in plan.concurrencies:
-                        round_s = clients * alone.p50_ms / 1e3 if alone else 0.0
-                        if round_s > plan.max_round:
-                            say(
-                                f"{name:9} {setup:25} {clients:3} clients: not measured "
-                                f"(one round takes about {round_s:.0f} s)"
-                            )
-                            continue
-                        summary = load.measure(
-                            target,
-                            clients,
-                            max(plan.warmup, round_s),
-                            max(plan.duration, 2 * round_s),
-                        )
-                        alone = alone or summary
-                        cells.append(LoadCell(name, setup, clients, summary))
-                        say(
-                            f"{name:9} {setup:25} {clients:3} clients: p50 "
-                            f"{summary.p50_ms:7.2f} ms, p99 {summary.p99_ms:7.2f} ms, "
-                            f"{summary.rate:6.0f} req/s"
-                            + (f", {summary.errors} failed" if summary.errors else "")
-                        )
+            cells = measure_load(plan, endpoints, load, say)
     finally:
         load.close()
     machine["load_after"] = os.getloadavg()[0]
     return Results(
         plan.mode,
+        plan.describe(),
         machine,
         BATCHING_PARAMETERS,
         time.monotonic() - started,
@@ -313,6 +294,50 @@ def run(plan: Plan, workdir: Path, say: Callable[[str], None]) -> Results:
         cells,
         lifecycle,
     )
+
+
+def measure_load(
+    plan: Plan, endpoints: dict[str, Endpoint], load: LoadGenerator, say: Callable[[str], None]
+) -> list[LoadCell]:
+    """Every (model, setup, clients) cell. The setups take turns, ``plan.rounds`` times, so
+    that load from elsewhere on the machine falls on all of them alike. A setup whose clients
+    need longer than ``plan.duration / 2`` for one round of requests (estimated from its
+    latency at the lowest concurrency) is measured once, in steady state: its warmup is one
+    round, its measurement two; past ``plan.max_round`` it is not measured."""
+    cells = []
+    for name in plan.models:
+        targets = {setup: endpoints[setup].target(MODELS[name]) for setup in SETUPS}
+        lowest: dict[str, Summary] = {}
+        for clients in plan.concurrencies:
+            tallies = {setup: Tally() for setup in SETUPS}
+            seconds = dict.fromkeys(SETUPS, 0.0)
+            for turn in range(plan.rounds):
+                for setup in SETUPS:
+                    one_round = clients * lowest[setup].p50_ms / 1e3 if setup in lowest else 0
+                    slow = one_round > plan.duration / 2
+                    if one_round > plan.max_round or (slow and turn > 0):
+                        continue
+                    duration = max(plan.duration, 2 * one_round)
+                    warmup = max(plan.warmup, one_round)
+                    tallies[setup].merge(load.measure(targets[setup], clients, warmup, duration))
+                    seconds[setup] += duration
+            for setup in SETUPS:
+                if not seconds[setup]:
+                    say(f"{name:9} {setup:25} {clients:3} clients: not measured (too slow)")
+                    continue
+                tally = tallies[setup]
+                summary = summarize(
+                    tally.latencies, seconds[setup], tally.errors, tally.first_error
+                )
+                lowest.setdefault(setup, summary)
+                cells.append(LoadCell(name, setup, clients, summary))
+                say(
+                    f"{name:9} {setup:25} {clients:3} clients: p50 {summary.p50_ms:7.2f} ms, "
+                    f"p99 {summary.p99_ms:7.2f} ms, {summary.rate:6.0f} req/s"
+                    + (f", {summary.errors} failed" if summary.errors else "")
+                )
+    cells.sort(key=lambda c: (plan.models.index(c.model), SETUPS.index(c.setup), c.concurrency))
+    return cells
 
 
 def measure_inprocess(plan: Plan, workdir: Path, name: str) -> list[InProcessCall]:

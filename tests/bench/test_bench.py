@@ -67,7 +67,7 @@ def test_targets_are_ratios_within_the_run():
         "load_before": 1.0,
     }
     limit = InProcessCall("m", "signature", 1, summary(0.2, 5000))
-    results = Results("test", machine, "", 1.0, [limit], cells, life)
+    results = Results("test", "1 x 1 s.", machine, "", 1.0, [limit], cells, life)
     found = {t.name: t for t in targets(results)}
     grpc = found["m: gRPC batch-1 p50, c=1 ≤ 1.25 x (in-process + transport floor)"]
     assert math.isclose(grpc.value, 0.8 / 0.7) and grpc.met
