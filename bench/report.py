@@ -250,6 +250,10 @@ def markdown(results: Results, plot_name: str) -> str:
         "",
         f"![performance]({plot_name})",
         "",
+        "## At a glance",
+        "",
+        glance_table(results),
+        "",
         "## Under load",
         "",
         _table(
@@ -299,6 +303,33 @@ def markdown(results: Results, plot_name: str) -> str:
         "",
     ]
     return "\n".join(parts)
+
+
+def glance_table(results: Results) -> str:
+    """p50 latency at the lowest concurrency and requests/s at each, per model and setup, with
+    the in-process limit (one thread) on top."""
+    concurrencies = sorted({c.concurrency for c in results.cells})
+    low = concurrencies[0]
+    header = ["model", "setup", f"p50 ms, {low} client"] + [
+        f"req/s, {c} client{'s' if c > 1 else ''}" for c in concurrencies
+    ]
+    rows = []
+    for model in results.models:
+        limit = results.limit(model, "signature", 1)
+        if limit:
+            rows.append(
+                [model, "in-process signature call, batch 1", _ms(limit.p50_ms)]
+                + [f"{limit.rate:.0f} (one thread)"]
+                + ["" for _ in concurrencies[1:]]
+            )
+        for setup in SETUP_STYLES:
+            first = results.cell(model, setup, low)
+            rates = [results.cell(model, setup, c) for c in concurrencies]
+            rows.append(
+                [model, setup, _ms(first.p50_ms) if first else "—"]
+                + [f"{r.rate:.0f}" if r else "—" for r in rates]
+            )
+    return _table(header, rows)
 
 
 def lifecycle_table(life: Lifecycle) -> str:
