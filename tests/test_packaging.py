@@ -63,3 +63,31 @@ def test_readme_opens_with_the_two_commands_and_ci_runs_the_second():
         if line.strip() and not line.startswith(("#", "set ", "cd "))
     ]
     assert ci == ["./scripts/test"]
+
+
+def test_lint_format_and_types_are_clean():
+    """ruff (lint and format) and mypy, as configured in pyproject.toml."""
+    bin_dir = Path(sys.executable).parent
+    for command in (
+        [bin_dir / "ruff", "check", "."],
+        [bin_dir / "ruff", "format", "--check", "."],
+        [bin_dir / "mypy"],
+    ):
+        done = subprocess.run(command, cwd=ROOT, capture_output=True, text=True)
+        assert done.returncode == 0, f"{' '.join(map(str, command))}:\n{done.stdout}{done.stderr}"
+
+
+def test_core_and_sources_import_no_framework():
+    """``core/`` and ``sources/`` are framework-free: no TensorFlow, gRPC, Docker or widgets."""
+    modules = sorted(
+        ".".join(path.relative_to(ROOT).with_suffix("").parts)
+        for folder in ("core", "sources")
+        for path in (ROOT / "tfserve_nb" / folder).glob("*.py")
+    )
+    code = (
+        f"import importlib, sys\nfor m in {modules!r}: importlib.import_module(m)\n"
+        "print(sorted(m for m in ('tensorflow', 'grpc', 'docker', 'ipywidgets', 'keras') "
+        "if m in sys.modules))"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "[]"

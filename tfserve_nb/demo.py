@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import sys
 import tempfile
 import threading
 import time
@@ -93,7 +94,10 @@ def run(base_dir: str | None = None) -> dict[str, float]:
         t0 = time.perf_counter()
         export_model(model_v2, base_path)
         version = server.wait_until_available(2, timeout=30)
+        deadline = time.monotonic() + 30
         while server.predict_detailed(x_test[:1]).version != 2:
+            if time.monotonic() > deadline:
+                raise RuntimeError("v2 is AVAILABLE but requests are still answered by v1")
             time.sleep(0.01)
         results["switch_s"] = time.perf_counter() - t0
         stop()
@@ -107,12 +111,14 @@ def run(base_dir: str | None = None) -> dict[str, float]:
         done = _step("Pin v1 back with a version policy (HandleReloadConfigRequest)")
         server.set_version_policy(1)
         answer = server.predict_detailed(x_test[:10])
+        results["pinned_version"] = answer.version or 0
         states = [(s.version, s.state) for s in server.status()]
         done(f"now v{answer.version} answers; status {states}")
 
         done = _step("Follow the latest version again")
         server.set_version_policy("latest")
         answer = server.predict_detailed(x_test)
+        results["latest_version"] = answer.version or 0
         accuracy = float((answer.outputs["output_0"].argmax(axis=1) == y_test).mean())
         done(f"v{answer.version} answers; served accuracy on {len(y_test)} digits {accuracy:.3f}")
     finally:
@@ -152,8 +158,19 @@ def _traffic(server: Any, x: np.ndarray) -> tuple[dict[int, int], list[int], Cal
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    """Run the demo; exit 1 if a request failed during the switch or a version policy did not
+    move the answers to the version it named."""
     parser = argparse.ArgumentParser(prog="tfserve-nb demo", description=__doc__.splitlines()[0])
     parser.add_argument("--base-dir", help="where to export the models (default: a temp dir)")
     args = parser.parse_args(argv)
-    run(args.base_dir)
-    return 0
+    results = run(args.base_dir)
+    problems = []
+    if results["failed_during_switch"]:
+        problems.append(f"{results['failed_during_switch']:.0f} requests failed during the switch")
+    if results["pinned_version"] != 1:
+        problems.append(f"v{results['pinned_version']:.0f} answered after pinning v1")
+    if results["latest_version"] != 2:
+        problems.append(f"v{results['latest_version']:.0f} answered when following the latest")
+    for problem in problems:
+        print(f"FAILED: {problem}", file=sys.stderr)
+    return 1 if problems else 0

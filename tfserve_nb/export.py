@@ -40,7 +40,6 @@ from __future__ import annotations
 
 import html
 import os
-import re
 import secrets
 import shutil
 import tempfile
@@ -51,6 +50,7 @@ from typing import TYPE_CHECKING, Any, ClassVar
 
 import numpy as np
 
+from .core.servable_id import parse_version_number
 from .errors import ExportError
 from .servables.signature import (
     CLASSIFY_METHOD_NAME,
@@ -80,7 +80,6 @@ MAX_WARMUP_RECORDS = 1000
 
 _TEMP_PREFIX = ".tmp-export-"
 _REPLACED_PREFIX = ".tmp-replaced-"
-_VERSION_NAME = re.compile(r"\s*[+-]?[0-9]+\s*")  # what TF Serving's safe_strto64 accepts
 
 
 @dataclass(frozen=True)
@@ -403,8 +402,9 @@ def _version_dirs(base: Path) -> dict[int, list[Path]]:
     """Version number → the directories under ``base`` naming it (``1`` and ``0001`` both do)."""
     versions: dict[int, list[Path]] = {}
     for child in sorted(base.iterdir()):
-        if child.is_dir() and _VERSION_NAME.fullmatch(child.name):
-            versions.setdefault(int(child.name), []).append(child)
+        version = parse_version_number(child.name)
+        if version is not None and child.is_dir():
+            versions.setdefault(version, []).append(child)
     return versions
 
 

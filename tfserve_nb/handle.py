@@ -120,6 +120,8 @@ def serve(
             raise ConfigError("labels= applies to a single model; set them per ModelConfig")
         configs = [dataclasses.replace(configs[0], labels=dict(labels))]
     chosen, reason = _pick_backend(backend, backend_options)
+    if backend == "auto":
+        print(f"tfserve-nb: {reason}", flush=True)
     startup = [dataclasses.replace(c, labels={}) for c in configs]
     process = chosen.start(startup, extra_args=extra_args, startup_timeout=timeout)
     server = ModelServer(process, startup, reason=reason)
@@ -331,8 +333,9 @@ class ModelServer:
             if alive
             else "<span style='color:#999'>● stopped</span>"
         )
+        why = f"<br><small>{html.escape(self.reason)}</small>" if self.reason else ""
         return (
-            f"<div><b>ModelServer</b> {badge}<br><small>{facts}</small>"
+            f"<div><b>ModelServer</b> {badge}<br><small>{facts}</small>{why}"
             "<table><thead><tr><th>model</th><th>policy</th><th>labels</th><th>versions</th>"
             f"</tr></thead><tbody>{''.join(rows)}</tbody></table></div>"
         )

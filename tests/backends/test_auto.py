@@ -67,3 +67,16 @@ def test_no_backend_at_all_names_every_reason(
     message = str(caught.value)
     assert message.startswith("No backend can serve here: no Docker engine answers at")
     assert "no tensorflow_model_server is on PATH" in message and "needs tensorflow" in message
+
+
+def test_serve_says_which_backend_it_picked_and_why(
+    no_engine: str, bin_dir: Path, half_plus_two_base: Path, capsys: pytest.CaptureFixture
+) -> None:
+    import tfserve_nb as tfs
+
+    with tfs.serve(half_plus_two_base) as server:
+        said = capsys.readouterr().out
+        assert server.backend == "embedded"
+        assert said == f"tfserve-nb: {server.reason}\n"
+        assert server.reason.startswith("Using the embedded server (same protocol)")
+        assert "no tensorflow_model_server is on PATH" in server._repr_html_()

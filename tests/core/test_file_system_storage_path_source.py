@@ -19,10 +19,11 @@ class Recorder:
 
 
 def test_only_integer_directories_are_versions(tmp_path):
-    for name in ("1", "0002", "v3", ".tmp-export-4-x", "10"):
+    for name in ("1", "0002", "v3", ".tmp-export-4-x", "10", "²", "1a", " +7", str(2**63)):
         (tmp_path / name).mkdir()
     (tmp_path / "5").write_text("a file, not a version")
-    assert sorted(list_versions(str(tmp_path))) == [1, 2, 10]
+    # as upstream's safe_strto64: ASCII digits, a sign and spaces allowed, within int64
+    assert sorted(list_versions(str(tmp_path))) == [1, 2, 7, 10]
 
 
 def poll_once(tmp_path, policy):

@@ -315,12 +315,51 @@ def test_extras_loopback_ephemeral_ports_port_file_and_stdin_eof(tmp_path, half_
         ports = json.loads(port_file.read_text())
         assert set(ports) == {"grpc_port", "rest_port"}
         for port in ports.values():
-            assert port > 0 and _listening_addresses(port) <= LOOPBACK
+            listening = _listening_addresses(port)
+            assert port > 0 and listening and listening <= LOOPBACK, listening
         logs = (tmp_path / "server.log").read_text()
         assert f"Running gRPC ModelServer at 127.0.0.1:{ports['grpc_port']} ..." in logs
         assert f"Exporting HTTP/REST API at:127.0.0.1:{ports['rest_port']} ..." in logs
         popen.stdin.close()
         assert popen.wait(STARTUP_DEADLINE) == 0
+    finally:
+        if popen.poll() is None:
+            popen.kill()
+            popen.wait()
+
+
+def test_stdin_eof_during_start_up_exits_too(tmp_path):
+    """A parent that dies while the server still waits for its first version (here: a base path
+    with no numeric version, which waits for ever) leaves no server behind."""
+    (tmp_path / "models" / "not-a-version").mkdir(parents=True)
+    log = tmp_path / "server.log"
+    with open(log, "wb") as out:
+        popen = subprocess.Popen(
+            [
+                sys.executable,
+                "-m",
+                "tfserve_nb.model_server",
+                f"--model_base_path={tmp_path / 'models'}",
+                "--ephemeral_ports",
+                "--exit_on_stdin_eof",
+            ],
+            stdin=subprocess.PIPE,
+            stdout=out,
+            stderr=subprocess.STDOUT,
+        )
+    try:
+        wait_until(
+            lambda: (
+                "Did you forget to name your leaf directory" in log.read_text()
+                or popen.poll() is not None
+            ),
+            "the server waiting for a version",
+            STARTUP_DEADLINE,
+        )
+        assert popen.poll() is None, log.read_text()
+        popen.stdin.close()
+        assert popen.wait(STARTUP_DEADLINE) != 0
+        assert "stdin closed during start-up: exiting" in log.read_text()
     finally:
         if popen.poll() is None:
             popen.kill()

@@ -12,8 +12,12 @@ def test_prometheus_endpoint_counts_requests(tmp_path, half_plus_two_base):
     config = tmp_path / "monitoring.config"
     config.write_text('prometheus_config { enable: true path: "/metrics/x" }')
     server = ServerProcess(
-        tmp_path, f"--model_base_path={half_plus_two_base}", "--model_name=hp2",
-        "--ephemeral_ports", f"--monitoring_config_file={config}")
+        tmp_path,
+        f"--model_base_path={half_plus_two_base}",
+        "--model_name=hp2",
+        "--ephemeral_ports",
+        f"--monitoring_config_file={config}",
+    )
     try:
         for _ in range(3):
             canonical_predict(server.channel, "hp2", np.ones((1, 1), np.float32))
@@ -30,9 +34,14 @@ def test_prometheus_endpoint_counts_requests(tmp_path, half_plus_two_base):
     assert ':tensorflow:serving:request_count{model_name="hp2",status="OK"} 4.0' in lines
     assert ':tensorflow:serving:request_count{model_name="nope",status="NOT_FOUND"} 1.0' in lines
     assert "# TYPE :tensorflow:serving:request_latency histogram" in lines
-    grpc_count = next(line for line in lines if line.startswith(
-        ":tensorflow:serving:request_latency_count{") and 'entrypoint="GRPC"' in line)
+    grpc_count = next(
+        line
+        for line in lines
+        if line.startswith(":tensorflow:serving:request_latency_count{")
+        and 'entrypoint="GRPC"' in line
+    )
     assert 'API="Predict"' in grpc_count and grpc_count.endswith(" 3.0")
-    assert (':tfserve_nb:version_request_count{model_name="hp2",status="OK",version="1"} 4.0'
-            in lines)
+    assert (
+        ':tfserve_nb:version_request_count{model_name="hp2",status="OK",version="1"} 4.0' in lines
+    )
     assert not any("_created" in line or "_total" in line for line in lines)

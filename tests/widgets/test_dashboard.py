@@ -66,6 +66,7 @@ def test_status_panel_shows_backend_addresses_and_live_states(
     summary = dash.status.summary.value
     assert "embedded" in summary
     assert rollout_server.grpc_address in summary and rollout_server.rest_url in summary
+    assert rollout_server.reason and rollout_server.reason in summary  # why this backend
     assert "specific { versions: 1 }" in summary
     table = dash.status.versions_table.value
     assert "AVAILABLE" in table

@@ -31,7 +31,7 @@ import zlib
 from collections.abc import Callable, Mapping
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
-from typing import Any, TypeVar
+from typing import Any, Protocol, TypeVar
 from urllib.parse import unquote
 
 from google.protobuf import json_format
@@ -74,6 +74,13 @@ CORS_HEADERS = (
     ("Access-Control-Allow-Methods", "POST, GET"),
     ("Access-Control-Allow-Headers", "Content-Type"),
 )
+
+
+class Headers(Protocol):
+    """A request's headers, looked up by name case-insensitively (``http.client`` headers, or a
+    dict in tests)."""
+
+    def get(self, name: str, default: str, /) -> str: ...
 
 
 @dataclass
@@ -158,9 +165,7 @@ class HttpRestApiHandler:
                 handle.close()
             raise ServingStatusError(Code.DEADLINE_EXCEEDED, DEADLINE_EXCEEDED_MESSAGE) from None
 
-    def process(
-        self, method: str, path: str, headers: Mapping[str, str], body: bytes
-    ) -> RestResponse:
+    def process(self, method: str, path: str, headers: Headers, body: bytes) -> RestResponse:
         """Handle one request; never raises."""
         path = path.split("?", 1)[0]
         if method == "GET" and path in self.extra_routes:
@@ -204,7 +209,7 @@ class HttpRestApiHandler:
         self,
         method: str,
         path: str,
-        headers: Mapping[str, str],
+        headers: Headers,
         body: bytes,
         response: RestResponse,
     ) -> bytes:

@@ -272,6 +272,12 @@ def run(argv: Sequence[str] | None = None) -> int:
         return _startup_failure(exc.code.name, exc.message)
     from .server import Server
 
+    done = threading.Event()
+    started = threading.Event()
+    if flags.exit_on_stdin_eof:
+        # Armed before the models load: a parent that dies while we wait for AVAILABLE (a slow
+        # load, a base path with no version yet) must not leave us behind.
+        threading.Thread(target=_wait_for_eof, args=(done, started), daemon=True).start()
     configure_tensorflow_threads(flags)
     tune_garbage_collector()
     try:
@@ -283,23 +289,26 @@ def run(argv: Sequence[str] | None = None) -> int:
     if flags.port_file:
         _write_port_file(flags.port_file, server.grpc_port, server.rest_port)
 
-    done = threading.Event()
+    started.set()
     for sig in (signal.SIGTERM, signal.SIGINT):
         signal.signal(sig, lambda *_: done.set())
-    if flags.exit_on_stdin_eof:
-        threading.Thread(target=_wait_for_eof, args=(done,), daemon=True).start()
     done.wait()
     log.info("Shutting down the model server")
     server.stop()
     return 0
 
 
-def _wait_for_eof(done: threading.Event) -> None:
+def _wait_for_eof(done: threading.Event, started: threading.Event) -> None:
+    """Read stdin to its end, then stop the server: gracefully once it has started (``done``),
+    at once while it is still starting (the start-up holds the main thread)."""
     try:
         while sys.stdin.buffer.read(4096):
             pass
     finally:
         done.set()
+        if not started.is_set():
+            log.info("stdin closed during start-up: exiting")
+            os._exit(1)
 
 
 if __name__ == "__main__":

@@ -19,7 +19,7 @@ import threading
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
-from ..core.servable_id import ServableData, ServableId
+from ..core.servable_id import ServableData, ServableId, parse_version_number
 from ..core.source import AspiredVersionsCallback
 from ..core.version_policy import Latest, VersionPolicy
 
@@ -39,8 +39,9 @@ def list_versions(base_path: str) -> dict[int, str]:
     versions: dict[int, str] = {}
     with os.scandir(base_path) as entries:
         for entry in entries:
-            if entry.name.isdigit() and entry.is_dir():
-                versions.setdefault(int(entry.name), entry.path)
+            version = parse_version_number(entry.name)
+            if version is not None and entry.is_dir():
+                versions.setdefault(version, entry.path)
     return versions
 
 

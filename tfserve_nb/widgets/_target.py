@@ -34,6 +34,7 @@ import numpy as np
 from ..config import ModelConfig
 from ..core.version_policy import VersionPolicy
 from ..errors import ServerTimeoutError, ServingError, TfServeNbError
+from ..sources.file_system_storage_path_source import list_versions
 
 TRANSITIONAL_STATES = frozenset({"START", "LOADING", "UNLOADING"})
 
@@ -96,6 +97,11 @@ class ServingTarget:
         return str(getattr(self.server, "backend", "remote")) if self._is_handle else "remote"
 
     @property
+    def backend_reason(self) -> str:
+        """Why ``serve`` picked this backend (a handle's ``reason``); empty for a bare client."""
+        return str(getattr(self.server, "reason", "")) if self._is_handle else ""
+
+    @property
     def grpc_address(self) -> str:
         """``host:port`` of the gRPC front-end."""
         if self._is_handle:
@@ -130,11 +136,7 @@ class ServingTarget:
         config = self.config()
         if config is None or not os.path.isdir(config.base_path):
             return None
-        versions = []
-        for entry in os.listdir(config.base_path):
-            if entry.isdigit() and os.path.isdir(os.path.join(config.base_path, entry)):
-                versions.append(int(entry))
-        return sorted(set(versions))
+        return sorted(list_versions(config.base_path))
 
     # ------------------------------------------------------------------ protocol calls
 

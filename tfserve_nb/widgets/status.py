@@ -65,6 +65,7 @@ class StatusPanel(Panel):
                 f"<b style='font-family:var(--jp-code-font-family, monospace)'>{esc(v)}</b></span>"
                 for k, v in facts
             )
+            + (f"<br>{esc(target.backend_reason)}" if target.backend_reason else "")
         )
         by_version = {s.version: s for s in monitor.statuses}
         labels_of: dict[int, list[str]] = {}
