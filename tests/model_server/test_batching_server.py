@@ -13,6 +13,7 @@ from __future__ import annotations
 import http.client
 import json
 import re
+import shutil
 import time
 from collections.abc import Callable, Mapping
 from concurrent.futures import Future, ThreadPoolExecutor
@@ -45,9 +46,11 @@ allowed_batch_sizes: 4
 MONITORING = 'prometheus_config { enable: true path: "/monitoring/prometheus/metrics" }'
 
 
-def start_server(root: Path, batching: str, models: Mapping[str, Path]) -> ServerProcess:
+def start_server(
+    root: Path, batching: str, models: Mapping[str, Path], *flags: str
+) -> ServerProcess:
     """A server with ``--enable_batching`` and ``batching`` as its parameters file, serving
-    ``models`` (name → base path), with monitoring on."""
+    ``models`` (name → base path), with monitoring on and ``flags`` added."""
     root.mkdir(parents=True, exist_ok=True)
     (root / "batching.txt").write_text(batching)
     (root / "monitoring.txt").write_text(MONITORING)
@@ -61,6 +64,7 @@ def start_server(root: Path, batching: str, models: Mapping[str, Path]) -> Serve
         f"--batching_parameters_file={root / 'batching.txt'}",
         f"--monitoring_config_file={root / 'monitoring.txt'}",
         "--file_system_poll_wait_seconds=1",
+        *flags,
     )
 
 
@@ -309,3 +313,53 @@ def test_a_new_version_gets_a_scheduler_of_its_own(padding_server, half_plus_two
     np.testing.assert_array_equal(
         tensor_proto.to_ndarray(response.outputs["y"]), half_plus_two(x, 2)
     )
+
+
+# --- per-model parameters: each version's own batching_params.pbtxt --------------------------
+
+
+def test_per_model_batching_parameters_come_from_each_version(tmp_path, half_plus_two_models):
+    models = tmp_path / "models"
+    own = half_plus_two_models.make_base_path(models, name="own")
+    (own / "1" / "batching_params.pbtxt").write_text(
+        "max_batch_size { value: 2 }\nbatch_timeout_micros { value: 0 }\n"
+    )
+    plain = half_plus_two_models.make_base_path(models, name="plain")
+    server = start_server(
+        tmp_path,
+        PADDING,  # the server-wide parameters (max_batch_size 4): their pool only, here
+        {"own": own, "plain": plain},
+        "--enable_per_model_batching_parameters",
+        "--max_num_load_retries=0",
+    )
+    try:
+        assert grpc_error(server, "own", {"x": rows(1, 2, 3)}) == (
+            grpc.StatusCode.INVALID_ARGUMENT,
+            "Task size 3 is larger than maximum input batch size 2",
+        )
+        np.testing.assert_array_equal(
+            grpc_outputs(server, "own", {"x": rows(1, 2)})["y"], half_plus_two(rows(1, 2))
+        )
+        x = rows(*range(6))  # no file: not batched, so no batch size limit at all
+        np.testing.assert_array_equal(
+            grpc_outputs(server, "plain", {"x": x})["y"], half_plus_two(x)
+        )
+
+        # A version whose file does not parse fails to load; the one before keeps serving.
+        staging = own / ".tmp-2"
+        shutil.copytree(half_plus_two_models.exports[2], staging)
+        (staging / "batching_params.pbtxt").write_text("max_batch_size: oops")
+        staging.rename(own / "2")
+
+        def version_2() -> dict[str, Any]:
+            _, body = server.rest("GET", "/v1/models/own/versions/2")
+            return next((s for s in body.get("model_version_status", [])), {})
+
+        failed = wait_until(lambda: version_2().get("state") == "END" and version_2(), "v2 END")
+        assert failed["status"] == {
+            "error_code": "INVALID_ARGUMENT",
+            "error_message": f"Invalid protobuf file: '{own / '2' / 'batching_params.pbtxt'}'",
+        }
+        assert grpc_predict(server, "own", {"x": rows(1)}).model_spec.version.value == 1
+    finally:
+        server.stop()

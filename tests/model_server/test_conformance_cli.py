@@ -31,6 +31,65 @@ from tfserve_nb.model_server.main import build_parser
 
 # --- flags and defaults ------------------------------------------------------------------------
 
+UPSTREAM_FLAGS = [
+    "port",
+    "grpc_socket_path",
+    "rest_api_port",
+    "rest_api_num_threads",
+    "rest_api_timeout_in_ms",
+    "rest_api_enable_cors_support",
+    "enable_batching",
+    "enable_per_model_batching_parameters",
+    "batching_parameters_file",
+    "model_config_file",
+    "model_config_file_poll_wait_seconds",
+    "model_name",
+    "model_base_path",
+    "num_load_threads",
+    "num_unload_threads",
+    "max_num_load_retries",
+    "load_retry_interval_micros",
+    "file_system_poll_wait_seconds",
+    "flush_filesystem_caches",
+    "tensorflow_session_parallelism",
+    "tensorflow_intra_op_parallelism",
+    "tensorflow_inter_op_parallelism",
+    "tensorflow_session_config_file",
+    "ssl_config_file",
+    "platform_config_file",
+    "per_process_gpu_memory_fraction",
+    "saved_model_tags",
+    "grpc_channel_arguments",
+    "grpc_max_threads",
+    "enable_model_warmup",
+    "num_request_iterations_for_warmup",
+    "version",
+    "monitoring_config_file",
+    "remove_unused_fields_from_bundle_metagraph",
+    "prefer_tflite_model",
+    "num_tflite_pools",
+    "num_tflite_interpreters_per_pool",
+    "enable_signature_method_name_check",
+    "xla_cpu_compilation_enabled",
+    "xla_gpu_compilation_enabled",
+    "enable_profiler",
+    "thread_pool_factory_config_file",
+    "mixed_precision",
+    "skip_initialize_tpu",
+    "enable_grpc_healthcheck_service",
+    "use_alts_credentials",
+    "allow_version_labels_for_unavailable_models",
+    "enable_serialization_as_tensor_content",
+]
+"""Every flag of upstream's ``model_servers/main.cc``."""
+
+
+def test_every_upstream_flag_is_known():
+    """Each is taken, or refused by name (UNSUPPORTED_FLAGS): none is an unknown flag."""
+    known = {action.dest for action in build_parser()._actions}
+    assert [flag for flag in UPSTREAM_FLAGS if flag not in known] == []
+
+
 DEFAULTS = {
     "port": 8500,
     "rest_api_port": 0,
@@ -364,3 +423,52 @@ def test_stdin_eof_during_start_up_exits_too(tmp_path):
         if popen.poll() is None:
             popen.kill()
             popen.wait()
+
+
+def test_health_service_and_tensor_content_serialization(tmp_path, half_plus_two_base):
+    import grpc
+    import numpy as np
+    from grpc_health.v1 import health_pb2, health_pb2_grpc
+    from tensorflow_serving.apis import predict_pb2, prediction_service_pb2_grpc
+
+    from tfserve_nb.model_server import tensor_proto
+
+    server = ServerProcess(
+        tmp_path,
+        f"--model_base_path={half_plus_two_base}",
+        "--model_name=hp2",
+        "--ephemeral_ports",
+        "--enable_grpc_healthcheck_service",
+        "--enable_serialization_as_tensor_content=true",
+    )
+    try:
+        health = health_pb2_grpc.HealthStub(server.channel)
+        for service in ("", "ModelService", "PredictionService"):
+            answer = health.Check(health_pb2.HealthCheckRequest(service=service), timeout=10)
+            assert answer.status == health_pb2.HealthCheckResponse.SERVING, service
+        with pytest.raises(grpc.RpcError) as unknown:
+            health.Check(health_pb2.HealthCheckRequest(service="nope"), timeout=10)
+        assert unknown.value.code() == grpc.StatusCode.NOT_FOUND
+        request = predict_pb2.PredictRequest()
+        request.model_spec.name = "hp2"
+        request.inputs["x"].CopyFrom(tensor_proto.from_ndarray(np.array([[1.0], [4.0]], "f4")))
+        reply = prediction_service_pb2_grpc.PredictionServiceStub(server.channel).Predict(
+            request, 30.0
+        )
+        y = reply.outputs["y"]
+        assert y.tensor_content and not y.float_val
+        np.testing.assert_array_equal(tensor_proto.to_ndarray(y), [[2.5], [4.0]])
+    finally:
+        server.stop()
+
+
+def test_no_health_service_unless_asked(tagged_server):
+    import grpc
+    from grpc_health.v1 import health_pb2, health_pb2_grpc
+
+    server, _ = tagged_server
+    with pytest.raises(grpc.RpcError) as missing:
+        health_pb2_grpc.HealthStub(server.channel).Check(
+            health_pb2.HealthCheckRequest(), timeout=10
+        )
+    assert missing.value.code() == grpc.StatusCode.UNIMPLEMENTED

@@ -476,3 +476,52 @@ RELOAD_ERRORS = {
 def test_reload_errors(reload_server, reload_root, build, details):
     call = stubs(reload_server)[1].HandleReloadConfigRequest
     assert rpc_error(call, build(reload_root)) == (grpc.StatusCode.INVALID_ARGUMENT, details)
+
+
+def test_reload_reports_how_much_the_named_metrics_grew(tmp_path, reload_root):
+    """``metric_names`` → ``ReloadConfigResponse.metric``: each name's first int64 point after
+    the reload minus before it (a fresh server, so ``request_count``'s first cell is hp2/OK);
+    histograms and unknown names grow by 0. Requests to hp2 run during the reload."""
+    import threading
+    import time
+
+    server = ServerProcess(
+        tmp_path,
+        f"--model_config_file={write_config(tmp_path / 'models.config', [_hp2(reload_root)])}",
+        "--ephemeral_ports",
+    )
+    spans: list[tuple[float, float]] = []
+    stop = threading.Event()
+
+    def traffic() -> None:
+        predict = stubs(server)[0].Predict
+        while not stop.is_set():
+            start = time.monotonic()
+            predict(predict_request("hp2", {"x": ONE}), timeout=60)
+            spans.append((start, time.monotonic()))
+
+    thread = threading.Thread(target=traffic)
+    try:
+        thread.start()
+        while not spans:
+            time.sleep(0.01)
+        names = ["/tensorflow/serving/request_count", "/no/such/metric"]
+        request = reload_request(
+            [_hp2(reload_root), ModelConfig("mio", str(reload_root / "multi_io"))]
+        )
+        request.metric_names.extend([*names, "/tensorflow/serving/request_latency"])
+        began = time.monotonic()
+        response = stubs(server)[1].HandleReloadConfigRequest(request, timeout=60)
+        ended = time.monotonic()
+        stop.set()
+        thread.join()
+        grew = {m.name: m.int64_value_increase for m in response.metric}
+        assert set(grew) == {*names, "/tensorflow/serving/request_latency"}
+        surely = sum(1 for s, e in spans if s >= began and e <= ended)  # counted in between
+        maybe = sum(1 for s, e in spans if e >= began and s <= ended)
+        assert surely <= grew[names[0]] <= maybe, (surely, grew, maybe)
+        assert grew["/no/such/metric"] == grew["/tensorflow/serving/request_latency"] == 0
+    finally:
+        stop.set()
+        thread.join()
+        server.stop()

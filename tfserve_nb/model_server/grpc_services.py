@@ -1,4 +1,5 @@
-"""gRPC front-end: ``PredictionService`` and ``ModelService`` servicers and the server.
+"""gRPC front-end: ``PredictionService`` and ``ModelService`` servicers and the server, with
+the standard ``grpc.health.v1.Health`` service when asked (``--enable_grpc_healthcheck_service``).
 
 Servicers keep the proto's service and method names. Every ``ServingStatusError`` becomes a gRPC
 status with the same code and TF Serving's (truncated) text; anything unexpected becomes INTERNAL
@@ -15,6 +16,7 @@ from concurrent import futures
 from typing import Any
 
 import grpc
+from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 from tensorflow_serving.apis import model_service_pb2_grpc, prediction_service_pb2_grpc
 
 from ..core.status import Code, ServingStatusError, truncate_message
@@ -83,9 +85,19 @@ class ModelServiceServicer(model_service_pb2_grpc.ModelServiceServicer):
     HandleReloadConfigRequest = _rpc(service_impls.handle_reload_config_request)
 
 
-def create_server(core: ServerCore, address: str, max_workers: int = 16) -> tuple[grpc.Server, int]:
+HEALTH_CHECKED_SERVICES = ("", "ModelService", "PredictionService")
+"""What the health service answers SERVING for: the whole server (``""``, as gRPC's default
+health service does) and the two service names upstream sets."""
+
+
+def create_server(
+    core: ServerCore, address: str, max_workers: int = 16, *, health_check: bool = False
+) -> tuple[grpc.Server, int]:
     """A started gRPC server bound to ``address`` (``host:port``; port 0 picks a free one).
-    Returns the server and the bound port. Stop it with ``server.stop(grace)``."""
+    Returns the server and the bound port. Stop it with :func:`stop_server`.
+
+    With ``health_check``, ``grpc.health.v1.Health`` answers SERVING for
+    :data:`HEALTH_CHECKED_SERVICES` (NOT_FOUND for other names) until the server stops."""
     server = grpc.server(
         futures.ThreadPoolExecutor(max_workers, thread_name_prefix="grpc"),
         options=[
@@ -98,8 +110,22 @@ def create_server(core: ServerCore, address: str, max_workers: int = 16) -> tupl
         PredictionServiceServicer(core), server
     )
     model_service_pb2_grpc.add_ModelServiceServicer_to_server(ModelServiceServicer(core), server)
+    if health_check:
+        health_servicer = health.HealthServicer()
+        for service in HEALTH_CHECKED_SERVICES:
+            health_servicer.set(service, health_pb2.HealthCheckResponse.SERVING)
+        health_pb2_grpc.add_HealthServicer_to_server(health_servicer, server)
+        server.health_servicer = health_servicer  # type: ignore[attr-defined]
     port = server.add_insecure_port(address)
     if port == 0:
         raise OSError(f"Could not bind the gRPC server to {address}")
     server.start()
     return server, port
+
+
+def stop_server(server: grpc.Server, grace: float) -> None:
+    """Say NOT_SERVING on the health service (if any), then stop within ``grace`` seconds."""
+    health_servicer = getattr(server, "health_servicer", None)
+    if health_servicer is not None:
+        health_servicer.enter_graceful_shutdown()
+    server.stop(grace).wait()

@@ -78,11 +78,17 @@ def build_parser() -> argparse.ArgumentParser:
 
     flag("port", int, 8500, "gRPC port; 0 disables gRPC over TCP")
     flag("rest_api_port", int, 0, "REST port; 0 disables REST; must differ from --port")
-    flag("rest_api_num_threads", int, 0, "accepted; the REST server uses a thread per connection")
+    flag("rest_api_num_threads", int, 0, "threads running REST inference (0 = 4 per core)")
     flag("rest_api_timeout_in_ms", int, 30000, "REST deadline; past it the answer is 504")
     flag("rest_api_enable_cors_support", bool, False, "add CORS headers to REST answers")
     flag("enable_batching", bool, False, "batch requests (see --batching_parameters_file)")
     flag("batching_parameters_file", str, "", "BatchingParameters text proto")
+    flag(
+        "enable_per_model_batching_parameters",
+        bool,
+        False,
+        "with batching, each version's own batching_params.pbtxt (none: not batched)",
+    )
     flag("model_config_file", str, "", "ModelServerConfig text proto; overrides name/base path")
     flag("model_config_file_poll_wait_seconds", int, 0, "re-read the config file; 0 = once")
     flag("model_name", str, "default", "model name in single-model mode")
@@ -114,7 +120,15 @@ def build_parser() -> argparse.ArgumentParser:
         False,
         "allow new labels to point at versions not yet AVAILABLE",
     )
-    flag("enable_grpc_healthcheck_service", bool, False, "accepted; not served")
+    flag("enable_grpc_healthcheck_service", bool, False, "serve grpc.health.v1.Health")
+    flag("enable_serialization_as_tensor_content", bool, False, "predict outputs as tensor_content")
+    # Accepted, as a CPU build of tensorflow_model_server accepts them, with nothing to do here:
+    flag("per_process_gpu_memory_fraction", float, 0.0, "accepted; no GPU is used")
+    flag("xla_cpu_compilation_enabled", bool, False, "accepted; XLA:CPU JIT is always on in TF")
+    flag("xla_gpu_compilation_enabled", bool, False, "accepted; no GPU is used")
+    flag("remove_unused_fields_from_bundle_metagraph", bool, True, "accepted; memory only")
+    flag("num_tflite_pools", int, 0, "accepted; TF Lite models are not served")
+    flag("num_tflite_interpreters_per_pool", int, 1, "accepted; TF Lite models are not served")
     for name in UNSUPPORTED_FLAGS:
         parser.add_argument(f"--{name}", default=None, help=argparse.SUPPRESS)
     parser.add_argument("--version", action="version", version=f"tfserve-nb {__version__}")

@@ -128,6 +128,15 @@ class _Counters(Collector):
             cells = self._values[definition.name]
             cells[labels] = cells.get(labels, 0) + 1
 
+    def first_value(self, name: str) -> int | None:
+        """The value of counter ``name``'s first cell in label order (0 if it has none yet), or
+        ``None`` if no counter has that name."""
+        with self._lock:
+            cells = self._values.get(name)
+            if cells is None:
+                return None
+            return cells[min(cells)] if cells else 0
+
     def collect(self) -> Iterator[Metric]:
         with self._lock:
             snapshot = {name: dict(cells) for name, cells in self._values.items()}
@@ -209,6 +218,13 @@ class Metrics:
 
     def record_wrapped_run(self) -> None:
         self._counters.inc(WRAPPED_RUN_COUNT)
+
+    def int64_value(self, name: str) -> int:
+        """What upstream's ``ModelServiceImpl::GetMetrics`` reads for the metric ``name`` (its TF
+        name, ``/tensorflow/serving/request_count``): the first point's int64 value, which is a
+        counter's first cell in label order and 0 for a histogram or an unknown name."""
+        value = self._counters.first_value(name)
+        return 0 if value is None else value
 
     def page(self) -> tuple[str, bytes]:
         """``(content_type, body)`` of the Prometheus page."""

@@ -38,10 +38,12 @@ def core_options(flags: argparse.Namespace) -> ServerCoreOptions:
         saved_model_tags=tuple(t for t in flags.saved_model_tags.split(",") if t),
         batching_parameters=batching,
         batching_metrics=monitoring.METRICS if batching and flags.monitoring_config_file else None,
+        enable_per_model_batching_parameters=flags.enable_per_model_batching_parameters,
         enable_model_warmup=flags.enable_model_warmup,
         # upstream uses the flag only when > 0; otherwise each record runs once
         num_request_iterations_for_warmup=max(flags.num_request_iterations_for_warmup, 1),
         enable_signature_method_name_check=flags.enable_signature_method_name_check,
+        enable_serialization_as_tensor_content=flags.enable_serialization_as_tensor_content,
     )
 
 
@@ -97,7 +99,10 @@ class Server:
             port = 0 if flags.ephemeral_ports else flags.port
             workers = flags.grpc_max_threads or request_threads()
             self._grpc, self.grpc_port = grpc_services.create_server(
-                self.core, f"{host}:{port}", workers
+                self.core,
+                f"{host}:{port}",
+                workers,
+                health_check=flags.enable_grpc_healthcheck_service,
             )
             log.info("Running gRPC ModelServer at %s:%d ...", host, self.grpc_port)
         if flags.rest_api_port and flags.rest_api_port == flags.port and not flags.ephemeral_ports:
@@ -149,6 +154,6 @@ class Server:
             self._rest_api.close()
             self._rest_api = None
         if self._grpc is not None:
-            self._grpc.stop(grace).wait()  # type: ignore[attr-defined]
+            grpc_services.stop_server(self._grpc, grace)
             self._grpc = None
         self.core.stop()

@@ -59,6 +59,10 @@ class ServerCoreOptions:
     batching). Applies to the default loaders only."""
     batching_metrics: BatchingMetrics | None = None
     """Where the batching measurements go (the monitoring metrics), if anywhere."""
+    enable_per_model_batching_parameters: bool = False
+    """With batching on, each version batches with its own ``batching_params.pbtxt`` (and is
+    not batched without one) instead of ``batching_parameters``, whose pool it shares
+    (``--enable_per_model_batching_parameters``)."""
     enable_model_warmup: bool = True
     """Replay each version's ``assets.extra/tf_serving_warmup_requests`` before it becomes
     AVAILABLE (``--enable_model_warmup``); a failing replay fails the load. Default loaders
@@ -69,6 +73,9 @@ class ServerCoreOptions:
     """Check signatures' ``method_name`` against the API asked for
     (``--enable_signature_method_name_check``); off, as upstream, so native TF2 signatures
     (all ``tensorflow/serving/predict``) can classify and regress."""
+    enable_serialization_as_tensor_content: bool = False
+    """gRPC ``Predict`` answers numeric outputs in ``tensor_content`` bytes instead of the typed
+    fields (``--enable_serialization_as_tensor_content``; upstream's kAsProtoContent)."""
 
 
 LoaderFactory = Callable[[ServableId, str], Loader]
@@ -104,7 +111,10 @@ class ServerCore:
                 options.batching_parameters
             )
             batching = BatchingOptions(
-                options.batching_parameters, self._batch_scheduler, options.batching_metrics
+                options.batching_parameters,
+                self._batch_scheduler,
+                options.batching_metrics,
+                per_model=options.enable_per_model_batching_parameters,
             )
         self._batching = batching
         factory = loader_factory or self._saved_model_loader

@@ -24,6 +24,7 @@ from ..core.status import invalid_argument, unimplemented
 from ..servables import classifier, regressor
 from ..servables.multi_inference import run_multi_inference
 from . import predict_util, tensor_proto
+from .monitoring import METRICS
 from .server_core import ServerCore
 
 SIGNATURE_DEF = "signature_def"
@@ -62,9 +63,11 @@ def predict(core: ServerCore, request: Any) -> Any:
     response.model_spec.name = spec.name
     response.model_spec.version.value = result.version
     response.model_spec.signature_name = result.signature_name
+    # TF Serving's default (kAsProtoField): typed fields, which clients read as float_val etc.;
+    # --enable_serialization_as_tensor_content: tensor_content bytes (kAsProtoContent)
+    as_field = not core.options.enable_serialization_as_tensor_content
     for alias, array in result.outputs.items():
-        # TF Serving's default (kAsProtoField): typed fields, which clients read as float_val etc.
-        response.outputs[alias].CopyFrom(tensor_proto.from_ndarray(array, as_field=True))
+        response.outputs[alias].CopyFrom(tensor_proto.from_ndarray(array, as_field=as_field))
     return response
 
 
@@ -180,8 +183,12 @@ def get_model_status(core: ServerCore, request: Any) -> Any:
 
 def handle_reload_config_request(core: ServerCore, request: Any) -> Any:
     """``ModelService.HandleReloadConfigRequest``: replace the model config list. The answer
-    carries an OK ``status``, as upstream's does (``metric_names`` are not collected)."""
+    carries an OK ``status`` and, for each of ``metric_names``, how much that metric's value
+    grew during the reload (``Metric.int64_value_increase``, see
+    :meth:`~.monitoring.Metrics.int64_value`), as upstream's does."""
     config = request.config
+    names = list(dict.fromkeys(request.metric_names))
+    before = {name: METRICS.int64_value(name) for name in names}
     if config.WhichOneof("config") != "model_config_list":
         raise invalid_argument(
             "ServerModelConfig type not supported by HandleReloadConfigRequest. Only "
@@ -190,4 +197,7 @@ def handle_reload_config_request(core: ServerCore, request: Any) -> Any:
     core.reload_config([ModelConfig.from_proto(c) for c in config.model_config_list.config])
     response = model_management_pb2.ReloadConfigResponse()
     response.status.SetInParent()
+    for name in names:
+        increase = METRICS.int64_value(name) - before[name]
+        response.metric.add(name=name, int64_value_increase=increase)
     return response

@@ -13,6 +13,7 @@ signature's first request and closed when the version unloads, so concurrent req
 
 from __future__ import annotations
 
+import dataclasses
 import os
 import threading
 from collections.abc import Callable, Mapping, Sequence
@@ -22,7 +23,7 @@ from typing import Any
 import numpy as np
 
 from ..batching.batch_scheduler import BatchScheduler, SharedBatchScheduler
-from ..batching.batching_parameters import BatchingParameters
+from ..batching.batching_parameters import BatchingParameters, read_batching_parameters_file
 from ..batching.metrics import BatchingMetrics
 from ..core.loader import Loader
 from ..core.status import Code, ServingStatusError, invalid_argument
@@ -142,15 +143,36 @@ class SignatureFunction:
         return {n: t.numpy() for n, t in zip(self._output_names, outputs, strict=True)}
 
 
+PER_MODEL_BATCHING_FILE = "batching_params.pbtxt"
+"""A version's own ``BatchingParameters`` (text proto) in its SavedModel directory."""
+
+
 @dataclass(frozen=True)
 class BatchingOptions:
     """How servables batch their signatures (``--enable_batching``): upstream's
     ``BatchingParameters``, the server's shared pool of batch threads, and where batching
-    measurements go (``None``: nowhere)."""
+    measurements go (``None``: nowhere).
+
+    With ``per_model`` (``--enable_per_model_batching_parameters``) each version batches with
+    the parameters in its own :data:`PER_MODEL_BATCHING_FILE`, and a version without that file
+    is not batched (upstream's ``GetPerModelBatchingParams``); see :meth:`for_version`."""
 
     parameters: BatchingParameters
     scheduler: SharedBatchScheduler
     metrics: BatchingMetrics | None = None
+    per_model: bool = False
+
+    def for_version(self, path: str) -> BatchingOptions | None:
+        """The options a version at ``path`` batches with (``None``: not batched). Raises
+        ServingStatusError for a per-model file that cannot be read or parsed (the load fails
+        with it)."""
+        if not self.per_model:
+            return self
+        params_file = os.path.join(path, PER_MODEL_BATCHING_FILE)
+        if not os.path.exists(params_file):
+            return None
+        parameters = read_batching_parameters_file(params_file)
+        return dataclasses.replace(self, parameters=parameters, per_model=False)
 
 
 class SavedModelServable:
@@ -258,7 +280,8 @@ class SavedModelLoader(Loader):
         self._servable: SavedModelServable | None = None
 
     def load(self) -> None:
-        servable = SavedModelServable(self.path, self.tags, self.batching)
+        batching = self.batching.for_version(self.path) if self.batching else None
+        servable = SavedModelServable(self.path, self.tags, batching)
         if self.warmup is not None:
             try:
                 self.warmup(servable)
