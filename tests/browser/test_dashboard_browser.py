@@ -47,27 +47,14 @@ CHROMIUM_ARGS = [
     "--host-resolver-rules=MAP * ~NOTFOUND, EXCLUDE 127.0.0.1",  # nothing but loopback
 ]
 ARTIFACTS = Path(__file__).resolve().parents[2] / "test-artifacts" / "browser"
-NOTEBOOK = "dashboard.ipynb"
-
-NOTEBOOK_CELLS = [
-    """\
-import os
-
-os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
-from sklearn.datasets import load_digits
-from sklearn.model_selection import train_test_split
-
-import tfserve_nb as tfs
-
-x, y = load_digits(return_X_y=True)
-_, x_test, _, y_test = train_test_split(
-    (x / 16.0).astype("float32"), y, test_size=0.25, random_state=0, stratify=y
-)
-server = tfs.serve("digits", backend="embedded", version_policy=1)""",
-    """\
-dash = tfs.dashboard(server, x_test[:100], y_test[:100], title="Digits in the browser")
-dash""",
-]
+ROOT = Path(__file__).resolve().parents[2]
+NOTEBOOK = "02_versions_and_rollout.ipynb"
+"""The dashboard notebook, copied as it is into JupyterLab's root; the test runs it up to
+:data:`RUN_UNTIL` (its dashboard on screen, version 1 pinned, version 2 exported next to it),
+then clicks the controls the rest of the notebook drives from Python."""
+RUN_UNTIL = "## 3. A canary label on version 2"
+"""The first markdown cell the test does not run: JupyterLab's *Run All Above Selected Cell*
+from there."""
 
 
 def require_browser() -> None:
@@ -105,15 +92,14 @@ class Lab:
 
 
 @pytest.fixture(scope="module")
-def lab(tmp_path_factory: pytest.TempPathFactory, digits_models: Any) -> Iterator[Lab]:
-    """JupyterLab on 127.0.0.1 (random port, token) with a root holding ``digits`` versions 1
-    and 2 and the dashboard notebook; its config, data, runtime and settings dirs are private."""
+def lab(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Lab]:
+    """JupyterLab on 127.0.0.1 (random port, token) with a root holding a copy of the dashboard
+    notebook; its config, data, runtime and settings dirs are private."""
     require_browser()
     home = tmp_path_factory.mktemp("lab")
     root = home / "root"
-    digits_models.make_base_path(root, versions=(1, 2))
-    notebook = nbformat.v4.new_notebook()
-    notebook.cells = [nbformat.v4.new_code_cell(source) for source in NOTEBOOK_CELLS]
+    root.mkdir()
+    notebook = nbformat.read(ROOT / "notebooks" / NOTEBOOK, as_version=4)
     notebook.metadata["kernelspec"] = {
         "name": "python3",
         "display_name": "Python 3",
@@ -151,9 +137,7 @@ def lab(tmp_path_factory: pytest.TempPathFactory, digits_models: Any) -> Iterato
         "JUPYTERLAB_SETTINGS_DIR": str(home / "settings"),
         "JUPYTERLAB_WORKSPACES_DIR": str(home / "workspaces"),
         "TF_CPP_MIN_LOG_LEVEL": "2",
-        "PYTHONPATH": os.pathsep.join(
-            [str(Path(__file__).resolve().parents[2]), os.environ.get("PYTHONPATH", "")]
-        ),
+        "PYTHONPATH": os.pathsep.join([str(ROOT), os.environ.get("PYTHONPATH", "")]),
     }
     ARTIFACTS.mkdir(parents=True, exist_ok=True)
     log_path = ARTIFACTS / "jupyterlab.log"  # kept for diagnosis, with the screenshots
@@ -282,15 +266,23 @@ def test_dashboard_notebook_runs_and_switches_versions_from_clicks(lab: Lab, pag
     wait_until(lambda: kernel_connected(lab), timeout=120, what="the notebook's kernel to connect")
     expect(page.locator(".jp-Notebook-ExecutionIndicator[data-status='idle']")).to_have_count(1)
 
+    # Run the notebook up to its canary section: train, export v1, serve, the dashboard, pin v1,
+    # export v2.
+    stop_at = page.locator(".jp-MarkdownCell", has_text=RUN_UNTIL.lstrip("# "))
+    stop_at.locator(".jp-InputPrompt").click()  # selects the cell (not its links)
     page.locator(".lm-MenuBar-item", has_text="Run").click()
-    page.get_by_role("menuitem", name="Run All Cells", exact=True).click()
+    page.get_by_role("menuitem", name="Run All Above Selected Cell", exact=True).click()
 
     dashboard = page.locator(".tfnb-dashboard")
     versions = dashboard.locator(".tfnb-versions-table")
     predictions = dashboard.locator(".tfnb-predictions-table")
     message = dashboard.locator(".tfnb-switch-message")
-    expect(versions).to_contain_text("AVAILABLE", timeout=180_000)
-    expect(versions).to_contain_text("on disk · not asked for by the policy")
+    expect(dashboard).to_contain_text("Digits: rollout of version 2", timeout=180_000)
+    expect(versions).to_contain_text("on disk · not asked for by the policy", timeout=120_000)
+    expect(page.locator(".jp-Notebook-ExecutionIndicator[data-status='idle']")).to_have_count(
+        1, timeout=60_000
+    )
+    expect(message).to_contain_text("Now serving version 1.")  # the notebook's dash.pin(1)
     expect(predictions).to_contain_text("accuracy")
     assert versions.locator("tbody tr").count() == 2
     assert predictions.locator("thead th").all_inner_texts()[-1].strip() == "v1"

@@ -264,3 +264,31 @@ def test_auto_picks_docker_when_the_engine_and_image_are_there(standin_image: st
     backend, reason = choose_backend(image="tfserve-nb/absent:1", binary="no-such-binary-here")
     assert backend.name == "embedded"
     assert "the Docker image tfserve-nb/absent:1 is not present" in reason
+
+
+def test_the_dashboard_drives_a_container_as_it_drives_the_embedded_server(
+    make_docker_backend: MakeBackend, half_plus_two_models, tmp_path: Path
+) -> None:
+    """Only the protocol is used, so pin, labels, follow-latest and the predictions work the
+    same against the tensorflow/serving container (its config reloads carry container paths)."""
+    from tests.widgets.widget_helpers import wait_until
+    from tfserve_nb.widgets import Dashboard
+
+    base = half_plus_two_models.make_base_path(tmp_path, versions=(1, 2))
+    with serve(base, backend=make_docker_backend(), version_policy=1) as server:
+        board = Dashboard(server, examples=[[1.0], [4.0]], poll_interval=0.1)
+        try:
+            assert "docker" in board.status.summary.value
+            wait_until(lambda: board.monitor.served == (1,), what="v1 served")
+            assert board.monitor.known_versions == (1, 2)  # read from the host's base path
+            assert board.pin([1, 2]).message == "Now serving versions 1 and 2."
+            assert board.move_label("canary", 2).ok
+            np.testing.assert_allclose(server.predict([[1.0]], label="canary"), [[3.5]])
+            board.refresh()
+            assert board.predictions.shown_versions == (1, 2)
+            outcome = board.move_label("canary", None)
+            assert outcome.ok, outcome
+            assert board.follow_latest().message == "Now serving version 2."
+            assert [s.version for s in server.status() if s.state == "AVAILABLE"] == [2]
+        finally:
+            board.close()

@@ -328,6 +328,20 @@ def test_teaching_snippets_send_the_same_request(
 # ------------------------------------------------------------------ lifecycle
 
 
+def test_waiting_for_answers_instead_of_sleeping(dash: Dashboard) -> None:
+    with pytest.raises(RuntimeError, match="call start_traffic"):
+        dash.wait_for_answers(version=1, count=1)
+    dash.start_traffic(rate=100, target=1)
+    try:
+        first = dash.wait_for_answers(version=1, count=5)
+        assert first >= 5
+        assert dash.wait_for_answers(version=1, count=5) >= first + 5
+        with pytest.raises(TimeoutError, match=r"version 2 answered 0 of the 1 requests"):
+            dash.wait_for_answers(version=2, count=1, timeout=0.3)
+    finally:
+        dash.stop_traffic()
+
+
 def test_server_stop_stops_polling_and_traffic(half_plus_two_base: Path) -> None:
     from tfserve_nb import serve
 
@@ -360,6 +374,19 @@ def test_close_ends_every_background_thread(dash: Dashboard) -> None:
         ]
 
     wait_until(lambda: not ours(), timeout=10, what="dashboard threads to end")
+
+
+def test_a_new_dashboard_for_the_same_server_closes_the_last(rollout_server: Any) -> None:
+    """Re-running a notebook cell must not leave the earlier dashboard polling."""
+    first = dashboard(rollout_server, poll_interval=0.1)
+    second = dashboard(rollout_server, poll_interval=0.1)
+    try:
+        assert not first.monitor.polling and not first._parts
+        wait_until(lambda: second.monitor.served == (1,), what="the new dashboard polling")
+        assert second.monitor.polling
+    finally:
+        second.close()
+    assert not second.monitor.polling
 
 
 def test_bare_client_is_read_only_unless_given_configs(

@@ -113,6 +113,11 @@ class Dashboard(widgets.VBox):
         """Stop the request stream."""
         self.traffic.stop_traffic()
 
+    def wait_for_answers(self, version: int, count: int, timeout: float = 60.0) -> int:
+        """Block until ``version`` has answered ``count`` more requests of the stream
+        (:meth:`TrafficPanel.wait_for_answers`)."""
+        return self.traffic.wait_for_answers(version, count, timeout)
+
     def refresh(self) -> None:
         """Poll the server and predict with every served version now (blocks until done)."""
         self.status.refresh()
@@ -120,10 +125,17 @@ class Dashboard(widgets.VBox):
 
     def close(self) -> None:
         """Stop polling and traffic, and close every widget of the dashboard."""
+        for key, board in list(_LIVE.items()):
+            if board is self:
+                del _LIVE[key]
         for part in self._parts:
             part.close()
         self._parts.clear()
         super().close()
+
+
+_LIVE: dict[tuple[int, str | None], Dashboard] = {}
+"""The dashboard :func:`dashboard` made last for each (server object, model name)."""
 
 
 def dashboard(server: Any, examples: Any = None, labels: Any = None, **options: Any) -> Dashboard:
@@ -131,5 +143,16 @@ def dashboard(server: Any, examples: Any = None, labels: Any = None, **options: 
 
     ``examples`` (one per row) are shown with each served version's predictions; ``labels`` are
     their true answers (for accuracy). ``options`` are :class:`Dashboard`'s keyword arguments.
+
+    One live dashboard per server and model: this closes the one it made before for the same
+    ``server`` and ``model_name``, so re-running a notebook cell leaves no earlier dashboard
+    polling and sending traffic in the background. (Construct :class:`Dashboard` itself for
+    several at once.)
     """
-    return Dashboard(server, examples, labels, **options)
+    key = (id(server), options.get("model_name"))
+    previous = _LIVE.pop(key, None)
+    if previous is not None:
+        previous.close()
+    board = Dashboard(server, examples, labels, **options)
+    _LIVE[key] = board
+    return board

@@ -13,6 +13,7 @@ is explained in plain words next to the server's own text:
 from __future__ import annotations
 
 import re
+import threading
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from typing import Any
@@ -112,6 +113,9 @@ class SwitchPanel(Panel):
         **monitor_options: Any,
     ) -> None:
         super().__init__(source, "Switch versions", **monitor_options)
+        # One change at a time, clicks and Python twins alike: a label move reads the config
+        # in force and sends it back changed, so two at once could lose one of them.
+        self._change_lock = threading.Lock()
         self.follow_button = widgets.Button(
             description="Follow latest",
             icon="forward",
@@ -273,7 +277,8 @@ class SwitchPanel(Panel):
     def _run_now(
         self, work: Callable[[bool], tuple[SwitchOutcome, Snapshot]], wait: bool
     ) -> SwitchOutcome:
-        result = work(wait)
+        with self._change_lock:
+            result = work(wait)
         self.monitor.dispatcher.run(self._done, result)
         return result[0]
 
@@ -282,7 +287,11 @@ class SwitchPanel(Panel):
             return
         self.busy = True
         self.message.value = note("working…")
-        self.monitor.runner.submit(lambda: work(True), self._done)
+        def serialized() -> tuple[SwitchOutcome, Snapshot]:
+            with self._change_lock:
+                return work(True)
+
+        self.monitor.runner.submit(serialized, self._done)
 
     def _done(self, result: tuple[SwitchOutcome, Snapshot]) -> None:
         outcome, snapshot = result

@@ -232,6 +232,30 @@ class TrafficPanel(Panel):
         """Stop the stream; at most the request already in flight still completes."""
         self.sending = False
 
+    def wait_for_answers(self, version: int, count: int, timeout: float = 60.0) -> int:
+        """Block until ``version`` has answered ``count`` more of the stream's requests than
+        when called (a notebook cell's way to let traffic flow without sleeping); returns how
+        many it has answered since traffic started. Raises ``TimeoutError`` saying what was
+        answered instead, and ``RuntimeError`` when no traffic is being sent."""
+        sender = self._sender
+        if sender is None:
+            raise RuntimeError("no traffic is being sent: call start_traffic() first")
+        start = dict(sender.stats.snapshot().answered).get(version, 0)
+        deadline = time.monotonic() + timeout
+        while True:
+            snap = sender.stats.snapshot()
+            answered = dict(snap.answered).get(version, 0)
+            if answered - start >= count:
+                return answered
+            if time.monotonic() > deadline or self._sender is not sender:
+                last = f", last: {snap.last_error}" if snap.last_error else ""
+                raise TimeoutError(
+                    f"version {version} answered {answered - start} of the {count} requests "
+                    f"waited for within {timeout:g} s (answered so far: {dict(snap.answered)}, "
+                    f"errors: {snap.total_errors}{last})"
+                )
+            time.sleep(0.02)
+
     # ------------------------------------------------------------------ wiring
 
     @traitlets.observe("sending")
