@@ -287,6 +287,7 @@ class SwitchPanel(Panel):
             return
         self.busy = True
         self.message.value = note("working…")
+
         def serialized() -> tuple[SwitchOutcome, Snapshot]:
             with self._change_lock:
                 return work(True)
