@@ -87,3 +87,20 @@ def test_summaries_use_nearest_rank_percentiles():
     result = summarize([i / 1000 for i in range(1, 101)], 2.0, errors=1, first_error="x")
     assert (result.p50_ms, result.p99_ms, result.rate) == (50.0, 99.0, 50.0)
     assert math.isnan(summarize([], 1.0).p50_ms)
+
+
+def test_profile_attributes_a_sample_to_its_innermost_known_part():
+    from bench.profile import OTHER, part_of
+
+    root = "Thread.run (threading.py:982);_serve (grpc/_server.py:1320)"
+    core = f"{root};predict (tfserve_nb/model_server/server_core.py:290)"
+    assert part_of(f"{core};_numpy (tensorflow/python/framework/ops.py:440)") == (
+        "model call (TensorFlow)"
+    )
+    assert part_of(core) == "server core (lookup, checks, metrics)"
+    assert part_of(f"{core};to_ndarray (tfserve_nb/model_server/tensor_proto.py:80)") == (
+        "numpy <-> TensorProto"
+    )
+    assert part_of(root) == "gRPC and protobuf"
+    assert part_of(f"{root};Condition.wait (threading.py:320)") == "threads and locks"
+    assert part_of("<module> (somewhere.py:1)") == OTHER
