@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import math
 import shutil
 import tempfile
 import time
@@ -34,7 +35,10 @@ def main() -> None:
         results = run(plan, workdir, say)
         report.write(results, out, say)
         for target in report.targets(results):
-            say(f"{'met    ' if target.met else 'NOT met'}  {target.name}: {target.value:.2f}")
+            verdict = "met    " if target.met else "NOT met"
+            if math.isnan(target.value):
+                verdict = "unknown"  # not measured in this run (--quick skips slow cells)
+            say(f"{verdict}  {target.name}: {target.value:.2f} ({target.detail})")
     finally:
         if args.keep:
             say(f"work directory kept: {workdir}")
