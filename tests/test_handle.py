@@ -47,6 +47,16 @@ def test_serve_predict_status_and_stop(hp2, half_plus_two_base):
     hp2.stop()  # idempotent
 
 
+def test_several_inputs_in_and_a_dict_of_outputs_out(multi_io_base):
+    with tfs.serve(multi_io_base, backend="embedded") as server:
+        answer = server.predict({"a": [[1.0, 2.0]], "b": [[3.0, 4.0, 5.0]]})
+        assert isinstance(answer, dict) and sorted(answer) == ["doubled", "sum"]
+        np.testing.assert_allclose(answer["sum"], [[15.0]])
+        rest = server.client.predict_rest({"a": [[1.0, 2.0]], "b": [[3.0, 4.0, 5.0]]})
+        np.testing.assert_allclose(rest["sum"], [[15.0]])
+        np.testing.assert_allclose(rest["doubled"], answer["doubled"])
+
+
 def test_version_policy_and_labels(hp2, half_plus_two_base, half_plus_two_models):
     half_plus_two_models.add_version(half_plus_two_base, 2)
     assert hp2.wait_until_available(2, timeout=30) == 2

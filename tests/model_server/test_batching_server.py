@@ -265,7 +265,13 @@ def test_padding_rows_are_sliced_away(padding_server, size):
         ":tensorflow:serving:batching_session:padding_size_count"
         f'{{execution_batch_size="{padded}"}}'
     )
+    others = (
+        ':tensorflow:serving:batching_session:queuing_latency_count{thread_pool_name=""}',
+        ":tensorflow:serving:batching_session:input_batch_size_count",
+        ":tensorflow:serving:batching_session:processed_batch_size_count",
+    )
     before = metric(padding_server, sample)
+    others_before = [metric(padding_server, name) for name in others]
     x = rows(*range(size))
     np.testing.assert_array_equal(
         grpc_outputs(padding_server, "hp2", {"x": x})["y"], half_plus_two(x)
@@ -275,6 +281,8 @@ def test_padding_rows_are_sliced_away(padding_server, size):
         {"predictions": half_plus_two(x).tolist()},
     )
     assert metric(padding_server, sample) == before + 2
+    # one task and one batch per request (gRPC, then REST), each measured once
+    assert [metric(padding_server, name) for name in others] == [n + 2 for n in others_before]
 
 
 def test_batched_digits_answers_equal_the_saved_model_called_alone(

@@ -472,3 +472,20 @@ def test_no_health_service_unless_asked(tagged_server):
             health_pb2.HealthCheckRequest(), timeout=10
         )
     assert missing.value.code() == grpc.StatusCode.UNIMPLEMENTED
+
+
+def test_version_prints_ours():
+    from tfserve_nb import __version__
+
+    code, output = run_to_exit("--version")
+    assert (code, output.strip()) == (0, f"tfserve-nb {__version__}")
+
+
+@pytest.mark.parametrize(
+    ("intra", "inter", "session", "pools"),
+    [(0, 0, 0, (0, 0)), (0, 0, 3, (3, 3)), (2, 0, 3, (2, 0)), (0, 1, 3, (0, 1)), (2, 1, 0, (2, 1))],
+)
+def test_parallelism_flags_choose_the_pools_as_upstream(intra, inter, session, pools):
+    from tfserve_nb.model_server.main import tensorflow_thread_pools
+
+    assert tensorflow_thread_pools(intra, inter, session) == pools

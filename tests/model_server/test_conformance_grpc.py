@@ -185,6 +185,11 @@ PREDICT_ERRORS = {
         grpc.StatusCode.INVALID_ARGUMENT,
         "Expects arg[0] to be float but int32 is provided",
     ),
+    "wrong-shape": (
+        lambda: predict_request("hp2", {"x": np.ones((1, 2), np.float32)}),
+        grpc.StatusCode.INVALID_ARGUMENT,
+        "Input 'x' has shape [1,2] but the signature expects [?,1]",
+    ),
     "missing-model-spec": (
         _missing_model_spec,
         grpc.StatusCode.INVALID_ARGUMENT,
@@ -517,7 +522,12 @@ def test_reload_reports_how_much_the_named_metrics_grew(tmp_path, reload_root):
         thread.join()
         grew = {m.name: m.int64_value_increase for m in response.metric}
         assert set(grew) == {*names, "/tensorflow/serving/request_latency"}
-        surely = sum(1 for s, e in spans if s >= began and e <= ended)  # counted in between
+        # The server reads the metrics some time after `began` and before `ended`: a request
+        # counted in between ended after `began` and started before `ended` (upper bound), and
+        # one well inside the reload (0.1 s from either end: far more than the reload RPC's
+        # own latency) was surely counted in between (lower bound).
+        margin = 0.1
+        surely = sum(1 for s, e in spans if s >= began + margin and e <= ended - margin)
         maybe = sum(1 for s, e in spans if e >= began and s <= ended)
         assert surely <= grew[names[0]] <= maybe, (surely, grew, maybe)
         assert grew["/no/such/metric"] == grew["/tensorflow/serving/request_latency"] == 0

@@ -452,6 +452,27 @@ def test_gzip_request_bodies_are_decompressed(server):
     assert (reply.status, reply.json) == (200, {"predictions": [[3.5]]})
 
 
+def test_deflate_bodies_too_and_a_corrupt_body_is_named(server):
+    import zlib
+
+    body = zlib.compress(b'{"instances": [[1.0]]}')
+    reply = rest(server, "POST", "/v1/models/hp2:predict", body, {"Content-Encoding": "deflate"})
+    assert (reply.status, reply.json) == (200, {"predictions": [[3.5]]})
+    reply = rest(
+        server, "POST", "/v1/models/hp2:predict", b"not gzip", {"Content-Encoding": "gzip"}
+    )
+    assert reply.status == 400
+    assert reply.json["error"].startswith("Failed to decompress gzip request body: ")
+
+
+def test_a_mis_shaped_instance_names_the_input(server):
+    status, body = rest_json(server, "POST", "/v1/models/hp2:predict", {"instances": [[1.0, 2.0]]})
+    assert (status, body) == (
+        400,
+        {"error": "Input 'x' has shape [1,2] but the signature expects [?,1]"},
+    )
+
+
 @pytest.mark.parametrize(
     ("method", "path"),
     [("GET", "/v1/models/hp2"), ("POST", "/v1/models/hp2:predict"), ("GET", "/v1/models/nope")],

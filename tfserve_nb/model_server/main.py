@@ -216,14 +216,26 @@ def read_model_configs(flags: argparse.Namespace) -> list[ModelConfig]:
     return [ModelConfig(flags.model_name, flags.model_base_path)]
 
 
+def tensorflow_thread_pools(intra: int, inter: int, session: int) -> tuple[int, int]:
+    """The intra- and inter-op pool sizes upstream's ``server.cc`` configures (0: TensorFlow's
+    default): intra and inter as given when either is set, else both ``session``. (All three
+    set is a start-up error, see :func:`check_flags`.)"""
+    if intra > 0 or inter > 0:
+        return intra, inter
+    return session, session
+
+
 def configure_tensorflow_threads(flags: argparse.Namespace) -> None:
     import tensorflow as tf
 
-    intra = flags.tensorflow_intra_op_parallelism or flags.tensorflow_session_parallelism
-    inter = flags.tensorflow_inter_op_parallelism or flags.tensorflow_session_parallelism
-    if intra:
+    intra, inter = tensorflow_thread_pools(
+        flags.tensorflow_intra_op_parallelism,
+        flags.tensorflow_inter_op_parallelism,
+        flags.tensorflow_session_parallelism,
+    )
+    if intra > 0:
         tf.config.threading.set_intra_op_parallelism_threads(intra)
-    if inter:
+    if inter > 0:
         tf.config.threading.set_inter_op_parallelism_threads(inter)
 
 
