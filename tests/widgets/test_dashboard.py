@@ -6,6 +6,7 @@ from."""
 from __future__ import annotations
 
 import contextlib
+import html
 import io
 import json
 import shlex
@@ -340,6 +341,37 @@ def test_waiting_for_answers_instead_of_sleeping(dash: Dashboard) -> None:
             dash.wait_for_answers(version=2, count=1, timeout=0.3)
     finally:
         dash.stop_traffic()
+
+
+def test_a_version_that_fails_to_load_shows_its_error(half_plus_two_base: Path) -> None:
+    """A broken export in another cell: the table shows its END state and the server's error,
+    live, while the previous version keeps serving."""
+    from tfserve_nb import serve
+
+    server = serve(
+        half_plus_two_base,
+        backend="embedded",
+        extra_args=["--file_system_poll_wait_seconds=1", "--max_num_load_retries=0"],
+    )
+    board = dashboard(server, poll_interval=0.1)
+    try:
+        wait_until(lambda: board.monitor.served == (1,), what="v1 served")
+        staging = half_plus_two_base / ".tmp-broken"
+        staging.mkdir()
+        (staging / "saved_model.pb").write_bytes(b"not a protobuf")
+        staging.rename(half_plus_two_base / "2")
+        failed = wait_until(
+            lambda: next((s for s in server.status() if s.version == 2 and s.state == "END"), None),
+            what="v2 END on the server",
+        )
+        assert failed.error_message
+        table = board.status.versions_table
+        shown = f"{failed.error_code}: {failed.error_message}"
+        wait_until(lambda: shown in html.unescape(table.value), what="the load error shown")
+        assert server.predict_detailed([[1.0]]).version == 1
+    finally:
+        board.close()
+        server.stop()
 
 
 def test_server_stop_stops_polling_and_traffic(half_plus_two_base: Path) -> None:

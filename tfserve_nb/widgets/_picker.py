@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import threading
 from dataclasses import dataclass
 from typing import Any
 
@@ -81,6 +82,9 @@ class TargetPicker(widgets.Dropdown):
         super().__init__(description="send to", **kwargs)
         self.style = {"description_width": "initial"}
         self._monitor: ServerMonitor | None = monitor
+        # Without a kernel loop the monitor's poller and the caller's thread may both sync;
+        # options and value must change together (re-entrant: setting value re-enters via bind).
+        self._sync_lock = threading.RLock()
         monitor.observe(self._sync, ["labels", "served"])
         self._sync()
 
@@ -105,15 +109,18 @@ class TargetPicker(widgets.Dropdown):
         monitor = self._monitor
         if monitor is None:
             return
-        if keep is None:
-            keep = self.selected
-        options = [("latest", LATEST)]
-        options += [(f"label {k} → v{v}", f"label:{k}") for k, v in sorted(monitor.labels.items())]
-        options += [(f"version {v}", f"version:{v}") for v in reversed(monitor.served)]
-        if keep is not None and keep not in {v for _, v in options}:
-            options.append((f"{RequestTarget.parse(keep).describe()} (not served)", keep))
-        self.options = options  # keeps the current value: it is among the options
-        self.value = keep if keep is not None else LATEST
+        with self._sync_lock:
+            if keep is None:
+                keep = self.selected
+            options = [("latest", LATEST)]
+            options += [
+                (f"label {k} → v{v}", f"label:{k}") for k, v in sorted(monitor.labels.items())
+            ]
+            options += [(f"version {v}", f"version:{v}") for v in reversed(monitor.served)]
+            if keep is not None and keep not in {v for _, v in options}:
+                options.append((f"{RequestTarget.parse(keep).describe()} (not served)", keep))
+            self.options = options  # keeps the current value: it is among the options
+            self.value = keep if keep is not None else LATEST
 
     def close(self) -> None:
         """Stop following the monitor and close the dropdown (idempotent)."""
