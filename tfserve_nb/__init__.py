@@ -28,6 +28,7 @@ __all__ = [
     "RegressSignature",
     "ServingClient",
     "Specific",
+    "TrafficSplit",
     "__version__",
     "dashboard",
     "errors",
@@ -47,6 +48,7 @@ _LAZY = {
     "Latest": "tfserve_nb.core.version_policy",
     "All": "tfserve_nb.core.version_policy",
     "Specific": "tfserve_nb.core.version_policy",
+    "TrafficSplit": "tfserve_nb.traffic_split",
     "dashboard": "tfserve_nb.widgets",
     "errors": "tfserve_nb.errors",
 }
@@ -58,6 +60,7 @@ if TYPE_CHECKING:
     from .core.version_policy import All, Latest, Specific
     from .export import ClassifySignature, ExportedModel, RegressSignature, export_model
     from .handle import ModelServer, serve
+    from .traffic_split import TrafficSplit
     from .widgets import dashboard
 
 

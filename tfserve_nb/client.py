@@ -32,6 +32,7 @@ from .errors import ServerTimeoutError, ServingError
 from .model_server import tensor_proto
 from .servables.saved_model import signatures_from_meta_graph
 from .servables.signature import Signature
+from .traffic_split import TrafficSplit
 
 MAX_MESSAGE_BYTES = 2**31 - 1
 """No 4 MB cap on messages (gRPC's default, a classic TF Serving trip-up)."""
@@ -197,10 +198,20 @@ class ServingClient:
         signature_name: str | None = None,
         output_filter: Sequence[str] = (),
         timeout: float | None = None,
+        split: TrafficSplit | None = None,
     ) -> PredictResult:
         """Predict over gRPC. ``x`` is an array-like (single-input signatures) or a dict of
         them; values are cast to the signature's dtypes. Returns outputs and the answering
-        version."""
+        version.
+
+        ``split`` (a :class:`~tfserve_nb.traffic_split.TrafficSplit`, e.g.
+        ``TrafficSplit({"stable": 90, "canary": 10})``) chooses this request's version or
+        label in place of ``version``/``label``; successive calls with the same split are spread
+        by its weights."""
+        if split is not None:
+            if version is not None or label is not None:
+                raise ValueError("predict: give a split or a version/label, not both")
+            version, label = split.next()
         name = self._name(model_name)
         request = predict_pb2.PredictRequest()
         self._fill_spec(request.model_spec, name, version, label, signature_name)

@@ -21,6 +21,7 @@ from .config import ModelConfig, validate
 from .core.version_policy import All, Latest, Specific, VersionPolicy
 from .errors import ConfigError, ServerTimeoutError, ServingError
 from .servables.signature import Signature
+from .traffic_split import TrafficSplit
 
 PolicyLike = VersionPolicy | str | int | Iterable[int]
 
@@ -183,10 +184,15 @@ class ModelServer:
         label: str | None = None,
         signature_name: str | None = None,
         model_name: str | None = None,
+        *,
+        split: TrafficSplit | None = None,
     ) -> Any:
         """Predict over gRPC: numpy or lists in, numpy out (a dict when there are several
-        outputs)."""
-        return self.predict_detailed(x, version, label, signature_name, model_name).value()
+        outputs). ``split`` (a :class:`~tfserve_nb.TrafficSplit`) picks the version or label
+        of each call by its weights, e.g. a 90/10 canary share."""
+        return self.predict_detailed(
+            x, version, label, signature_name, model_name, split=split
+        ).value()
 
     def predict_detailed(
         self,
@@ -195,10 +201,17 @@ class ModelServer:
         label: str | None = None,
         signature_name: str | None = None,
         model_name: str | None = None,
+        *,
+        split: TrafficSplit | None = None,
     ) -> PredictResult:
         """Like :meth:`predict`, also telling which version answered."""
         return self.client.predict_detailed(
-            x, model_name=model_name, version=version, label=label, signature_name=signature_name
+            x,
+            model_name=model_name,
+            version=version,
+            label=label,
+            signature_name=signature_name,
+            split=split,
         )
 
     def status(self, model_name: str | None = None) -> list[VersionStatus]:

@@ -343,6 +343,24 @@ def test_waiting_for_answers_instead_of_sleeping(dash: Dashboard) -> None:
         dash.stop_traffic()
 
 
+def test_traffic_split_sends_a_canary_share(dash: Dashboard) -> None:
+    assert dash.pin([1, 2]).ok
+    assert dash.move_label("stable", 1).ok and dash.move_label("canary", 2).ok
+    dash.start_traffic(rate=100, split={"stable": 80, "canary": 20})
+    try:
+        assert dash.traffic.picker.disabled  # the split decides, not the dropdown
+        canary = dash.wait_for_answers(version=2, count=10)
+        stable = dash.wait_for_answers(version=1, count=0)  # v1's count at about that moment
+        assert abs(stable - 4 * canary) <= 5, (stable, canary)  # 80/20, give or take one turn
+        wait_until(lambda: "split: label stable 80 %" in dash.traffic.counters.value, what="shown")
+        dash.start_traffic(target=1)  # a target ends the split
+        assert dash.traffic.split is None and not dash.traffic.picker.disabled
+        assert dash.traffic.target == "version:1"
+    finally:
+        dash.stop_traffic()
+    assert dash.traffic.failed == 0
+
+
 def test_a_version_that_fails_to_load_shows_its_error(half_plus_two_base: Path) -> None:
     """A broken export in another cell: the table shows its END state and the server's error,
     live, while the previous version keeps serving."""

@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
 import ipywidgets as widgets
 import numpy as np
 
 from ..config import ModelConfig
+from ..traffic_split import TrafficSplit
 from ._render import FG, esc
 from .monitor import ServerMonitor
 from .predictions import PredictionPanel
@@ -105,9 +106,15 @@ class Dashboard(widgets.VBox):
         """Point ``label`` at ``version``; ``None`` removes it (a label's "Move" button)."""
         return self.switch.move_label(label, version)
 
-    def start_traffic(self, rate: int | None = None, target: int | str | None = None) -> None:
-        """Start a steady request stream (the "Send traffic" toggle, rate slider and target)."""
-        self.traffic.start_traffic(rate=rate, target=target)
+    def start_traffic(
+        self,
+        rate: int | None = None,
+        target: int | str | None = None,
+        split: TrafficSplit | Mapping[int | str, float] | None = None,
+    ) -> None:
+        """Start a steady request stream (the "Send traffic" toggle, rate slider and target),
+        or spread it over a ``split`` (:meth:`TrafficPanel.start_traffic`)."""
+        self.traffic.start_traffic(rate=rate, target=target, split=split)
 
     def stop_traffic(self) -> None:
         """Stop the request stream."""

@@ -5,7 +5,7 @@ from __future__ import annotations
 import collections
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -13,6 +13,7 @@ import ipywidgets as widgets
 import numpy as np
 import traitlets
 
+from ..traffic_split import TrafficSplit
 from ._kernel import Repeater, UiDispatcher
 from ._panel import Panel
 from ._picker import RequestTarget, TargetKey, TargetPicker
@@ -126,7 +127,7 @@ class TrafficSender:
         self,
         target: ServingTarget,
         batch: np.ndarray,
-        request_target: RequestTarget,
+        request_target: RequestTarget | TrafficSplit,
         rate: float,
         dispatcher: UiDispatcher,
         on_tick: Callable[[TrafficSnapshot], None],
@@ -156,9 +157,12 @@ class TrafficSender:
             return False
         self._next_at = max(self._next_at + 1.0 / max(self.rate, 0.1), time.monotonic() - 0.5)
         spec = self.request_target
+        version, label = (
+            spec.next() if isinstance(spec, TrafficSplit) else (spec.version, spec.label)
+        )
         began = time.perf_counter()
         try:
-            result = self.target.predict(self.batch, version=spec.version, label=spec.label)
+            result = self.target.predict(self.batch, version=version, label=label)
             self.stats.record(time.perf_counter() - began, result.version)
         except REQUEST_ERRORS as exc:
             self.stats.record(time.perf_counter() - began, None, str(exc))
@@ -189,6 +193,11 @@ class TrafficPanel(Panel):
     succeeded = traitlets.Int(0, help="requests answered since traffic started")
     failed = traitlets.Int(0, help="requests that failed since traffic started")
     last_error = traitlets.Unicode(help="the text of the most recent failed request")
+    split = traitlets.Instance(
+        TrafficSplit,
+        allow_none=True,
+        help="a weighted split over labels/versions used instead of target (None: target)",
+    )
 
     def __init__(self, source: Any, example: Any = None, **monitor_options: Any) -> None:
         super().__init__(source, "Traffic", **monitor_options)
@@ -219,13 +228,26 @@ class TrafficPanel(Panel):
 
     # ------------------------------------------------------------------ Python twins
 
-    def start_traffic(self, rate: int | None = None, target: int | str | None = None) -> None:
+    def start_traffic(
+        self,
+        rate: int | None = None,
+        target: int | str | None = None,
+        split: TrafficSplit | Mapping[int | str, float] | None = None,
+    ) -> None:
         """Start the stream (or retarget it): ``rate`` requests per second, to ``target`` — a
-        version number, a label, or ``"latest"``; ``None`` keeps the current choice."""
+        version number, a label, or ``"latest"`` — or spread over a ``split`` such as
+        ``{"stable": 90, "canary": 10}`` (a canary share; TF Serving has no weighted routing, so
+        each request names the label its turn falls on). ``None`` keeps the current choice; a
+        target ends a split."""
+        if target is not None and split is not None:
+            raise ValueError("start_traffic: give a target or a split, not both")
         if rate is not None:
             self.rate = rate
         if target is not None:
+            self.split = None
             self.target = RequestTarget.of(target).key
+        if split is not None:
+            self.split = TrafficSplit.of(split)
         self.sending = True
 
     def stop_traffic(self) -> None:
@@ -273,10 +295,14 @@ class TrafficPanel(Panel):
         if self._sender is not None:
             self._sender.rate = change["new"]
 
-    @traitlets.observe("target")
-    def _target_changed(self, change: dict[str, Any]) -> None:
+    @traitlets.observe("target", "split")
+    def _target_changed(self, _change: dict[str, Any]) -> None:
+        self.picker.disabled = self.split is not None
         if self._sender is not None:
-            self._sender.request_target = RequestTarget.parse(change["new"])
+            self._sender.request_target = self._request_target()
+
+    def _request_target(self) -> RequestTarget | TrafficSplit:
+        return self.split if self.split is not None else RequestTarget.parse(self.target)
 
     def _start(self) -> None:
         example = self._request_example()
@@ -291,7 +317,7 @@ class TrafficPanel(Panel):
         self._sender = TrafficSender(
             self.monitor.target,
             example[np.newaxis],
-            RequestTarget.parse(self.target),
+            self._request_target(),
             self.rate,
             self.monitor.dispatcher,
             self._show,
@@ -327,6 +353,8 @@ class TrafficPanel(Panel):
             f'<span style="color:{BAD if snap.total_errors else MUTED}">'
             f"errors: <b>{snap.total_errors}</b></span>"
         )
+        if self.split is not None:
+            text += f"<br>split: {esc(self.split.describe())}"
         if snap.last_error:
             text += f'<br><span style="color:{BAD}">last error: {esc(snap.last_error)}</span>'
         self.counters.value = note(text)
