@@ -187,6 +187,32 @@ def test_no_engine_says_how_to_get_one(tmp_path: Path, half_plus_two_models) -> 
     assert "backend='embedded'" in message
 
 
+def test_an_engine_that_stopped_says_how_to_get_one(docker_host: str) -> None:
+    """A second private engine, started and then really stopped (its own data and exec roots,
+    beside the session's engine), is what the backend meets when Docker has gone away."""
+    import shutil
+    import tempfile
+
+    engine_dir = tempfile.mkdtemp(prefix="tfnb-eng-", dir="/tmp")  # short: socket path limits
+    env = {**os.environ, "TFSERVE_NB_DOCKER_DIR": engine_dir}
+    engine = [str(REPO / "scripts" / "docker-engine")]
+    try:
+        started = subprocess.run([*engine, "start"], env=env, capture_output=True, text=True)
+        assert started.returncode == 0, started.stderr
+        host = started.stdout.strip().splitlines()[-1].removeprefix("DOCKER_HOST=")
+        assert host != docker_host
+        DockerBackend(base_url=host).check_available()  # answers while running
+        subprocess.run([*engine, "stop"], env=env, check=True, capture_output=True)
+        with pytest.raises(BackendUnavailableError) as caught:
+            DockerBackend(base_url=host).check_available()
+        message = str(caught.value)
+        assert f"No Docker engine answers at {host}" in message
+        assert "Install Docker and start it" in message and "backend='embedded'" in message
+    finally:
+        subprocess.run([*engine, "stop"], env=env, capture_output=True)
+        shutil.rmtree(engine_dir, ignore_errors=True)
+
+
 def test_missing_image_is_not_pulled_and_says_how_to_get_it(
     make_docker_backend: MakeBackend, half_plus_two_models, tmp_path: Path
 ) -> None:
