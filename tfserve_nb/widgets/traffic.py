@@ -258,7 +258,7 @@ class TrafficPanel(Panel):
         """Block until ``version`` has answered ``count`` more of the stream's requests than
         when called (a notebook cell's way to let traffic flow without sleeping); returns how
         many it has answered since traffic started. Raises ``TimeoutError`` saying what was
-        answered instead, and ``RuntimeError`` when no traffic is being sent."""
+        answered instead, and ``RuntimeError`` when no traffic is being sent (or it stops)."""
         sender = self._sender
         if sender is None:
             raise RuntimeError("no traffic is being sent: call start_traffic() first")
@@ -269,11 +269,13 @@ class TrafficPanel(Panel):
             answered = dict(snap.answered).get(version, 0)
             if answered - start >= count:
                 return answered
-            if time.monotonic() > deadline or self._sender is not sender:
+            stopped = self._sender is not sender
+            if stopped or time.monotonic() > deadline:
                 last = f", last: {snap.last_error}" if snap.last_error else ""
-                raise TimeoutError(
+                why = "before the traffic stopped" if stopped else f"within {timeout:g} s"
+                raise (RuntimeError if stopped else TimeoutError)(
                     f"version {version} answered {answered - start} of the {count} requests "
-                    f"waited for within {timeout:g} s (answered so far: {dict(snap.answered)}, "
+                    f"waited for {why} (answered so far: {dict(snap.answered)}, "
                     f"errors: {snap.total_errors}{last})"
                 )
             time.sleep(0.02)
