@@ -7,7 +7,6 @@ import io
 import os
 import subprocess
 import sys
-import types
 from importlib import metadata
 from pathlib import Path
 
@@ -362,26 +361,13 @@ def test_a_failed_pull_says_why(monkeypatch: pytest.MonkeyPatch, error: str, exp
 
 def test_pull_shows_a_progress_bar_in_a_notebook(monkeypatch: pytest.MonkeyPatch) -> None:
     shown: list = []
-    monkeypatch.setattr(backend, "_in_notebook", lambda: True)
+    monkeypatch.setattr(backend, "in_notebook", lambda: True)
     monkeypatch.setattr("IPython.display.display", shown.append)
     done = [{"status": "Pull complete", "progressDetail": {}, "id": layer} for layer in "ab"]
     backend.pull_image(FakeClient(PULL_EVENTS + done), "tensorflow/serving:2.21.0")
     ((bar, label),) = [box.children for box in shown]
     assert bar.value == 1.0 and bar.bar_style == "success"
     assert label.value == "Pulling tensorflow/serving:2.21.0: 100% of 400.0 MB"
-
-
-def test_a_notebook_is_an_ipython_kernel(monkeypatch: pytest.MonkeyPatch) -> None:
-    kernel_shell = types.SimpleNamespace(kernel=object())
-    monkeypatch.setitem(
-        sys.modules, "IPython", types.SimpleNamespace(get_ipython=lambda: kernel_shell)
-    )
-    assert backend._in_notebook()
-    terminal_shell = types.SimpleNamespace()
-    monkeypatch.setitem(
-        sys.modules, "IPython", types.SimpleNamespace(get_ipython=lambda: terminal_shell)
-    )
-    assert not backend._in_notebook()
 
 
 class FakeContainer:

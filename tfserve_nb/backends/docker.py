@@ -60,6 +60,7 @@ from .local import (
     wait_until_serving,
     write_config_file,
 )
+from .progress import in_notebook
 
 logger = logging.getLogger(__name__)
 
@@ -414,7 +415,7 @@ class _PullDisplay:
         self._shown_at = 0.0
         self._bar: Any = None
         self._label: Any = None
-        if _in_notebook():
+        if in_notebook():
             import ipywidgets
             from IPython.display import display
 
@@ -440,19 +441,6 @@ class _PullDisplay:
         if self._bar is not None:
             self._bar.bar_style = "success" if ok else "danger"
         self.show(final=True)
-
-
-def _in_notebook() -> bool:
-    """Whether this runs in an IPython kernel with ipywidgets importable."""
-    ipython = sys.modules.get("IPython")
-    shell = ipython.get_ipython() if ipython is not None else None
-    if shell is None or getattr(shell, "kernel", None) is None:
-        return False
-    try:
-        import ipywidgets  # noqa: F401
-    except ImportError:
-        return False
-    return True
 
 
 def pull_image(client: docker_sdk.DockerClient, image: str) -> None:

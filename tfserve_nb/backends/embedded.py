@@ -24,6 +24,7 @@ from collections.abc import Sequence
 from ..config import ModelConfig, render_config_file
 from ..errors import BackendUnavailableError, ServerStartError
 from .base import Backend, ServerProcess
+from .progress import StartupProgress
 
 LOG_TAIL_LINES = 40
 
@@ -157,9 +158,13 @@ class EmbeddedBackend(Backend):
                 start_new_session=True,
             )
         deadline = time.monotonic() + startup_timeout
+        log_path = os.path.join(workdir, "server.log")
+        progress = StartupProgress("the embedded model server")
         while not os.path.exists(port_file):
+            progress.update(lambda: _read(log_path))
             if popen.poll() is not None or time.monotonic() > deadline:
-                logs = _read(os.path.join(workdir, "server.log"))
+                progress.finish(ok=False)
+                logs = _read(log_path)
                 exited = popen.poll() is not None
                 if not exited:
                     popen.kill()
@@ -174,6 +179,7 @@ class EmbeddedBackend(Backend):
                     f"The embedded model server {reason}", tail(logs, LOG_TAIL_LINES)
                 )
             time.sleep(0.02)
+        progress.finish(ok=True)
         with open(port_file) as f:
             ports = json.load(f)
         return EmbeddedProcess(

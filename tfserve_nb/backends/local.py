@@ -34,6 +34,7 @@ from ..config import ModelConfig, render_config_file, validate
 from ..core.version_policy import Latest
 from ..errors import BackendUnavailableError, ConfigError, ServerStartError
 from .base import Backend, ServerProcess
+from .progress import StartupProgress
 
 MANAGED_FLAGS = frozenset(
     {"port", "rest_api_port", "model_name", "model_base_path", "model_config_file"}
@@ -192,12 +193,17 @@ def wait_until_serving(
     ``what`` names the server in the message.
     """
     deadline = time.monotonic() + timeout
+    progress = StartupProgress(what)
     while True:
+        progress.update(logs)
         if not alive():
+            progress.finish(ok=False)
             _raise_start_error(f"{what} exited during start-up.", logs())
         if _rest_ready(rest_url, model_names) and _grpc_ready(grpc_address):
+            progress.finish(ok=True)
             return
         if time.monotonic() >= deadline:
+            progress.finish(ok=False)
             _raise_start_error(
                 f"{what} did not serve {', '.join(model_names)} on {rest_url} within "
                 f"{timeout:g} s.",
