@@ -13,7 +13,7 @@ from __future__ import annotations
 import threading
 from collections.abc import Mapping
 
-__all__ = ["TrafficSplit"]
+__all__ = ["SplitLike", "TrafficSplit"]
 
 TargetName = int | str
 """A version number, or a label."""
@@ -48,7 +48,7 @@ class TrafficSplit:
         self._lock = threading.Lock()
 
     @classmethod
-    def of(cls, split: TrafficSplit | Mapping[TargetName, float]) -> TrafficSplit:
+    def of(cls, split: SplitLike) -> TrafficSplit:
         """``split`` itself, or a new split with those weights."""
         return split if isinstance(split, TrafficSplit) else cls(split)
 
@@ -75,3 +75,7 @@ class TrafficSplit:
 
     def __repr__(self) -> str:
         return f"TrafficSplit({self.weights!r})"
+
+
+SplitLike = TrafficSplit | Mapping[TargetName, float]
+"""A split, or the weights to make one of (:meth:`TrafficSplit.of`)."""

@@ -90,14 +90,25 @@ HEALTH_CHECKED_SERVICES = ("", "ModelService", "PredictionService")
 health service does) and the two service names upstream sets."""
 
 
-def create_server(
-    core: ServerCore, address: str, max_workers: int = 16, *, health_check: bool = False
-) -> tuple[grpc.Server, int]:
-    """A started gRPC server bound to ``address`` (``host:port``; port 0 picks a free one).
-    Returns the server and the bound port. Stop it with :func:`stop_server`.
+def health_servicer() -> health.HealthServicer:
+    """``grpc.health.v1.Health`` answering SERVING for :data:`HEALTH_CHECKED_SERVICES` and
+    NOT_FOUND for other names; ``enter_graceful_shutdown()`` turns them NOT_SERVING."""
+    servicer = health.HealthServicer()
+    for service in HEALTH_CHECKED_SERVICES:
+        servicer.set(service, health_pb2.HealthCheckResponse.SERVING)
+    return servicer
 
-    With ``health_check``, ``grpc.health.v1.Health`` answers SERVING for
-    :data:`HEALTH_CHECKED_SERVICES` (NOT_FOUND for other names) until the server stops."""
+
+def create_server(
+    core: ServerCore,
+    address: str,
+    max_workers: int = 16,
+    *,
+    health: health.HealthServicer | None = None,
+) -> tuple[grpc.Server, int]:
+    """A started gRPC server bound to ``address`` (``host:port``; port 0 picks a free one),
+    serving ``health`` too if given. Returns the server and the bound port. Stop it with
+    ``server.stop(grace)``."""
     server = grpc.server(
         futures.ThreadPoolExecutor(max_workers, thread_name_prefix="grpc"),
         options=[
@@ -110,22 +121,10 @@ def create_server(
         PredictionServiceServicer(core), server
     )
     model_service_pb2_grpc.add_ModelServiceServicer_to_server(ModelServiceServicer(core), server)
-    if health_check:
-        health_servicer = health.HealthServicer()
-        for service in HEALTH_CHECKED_SERVICES:
-            health_servicer.set(service, health_pb2.HealthCheckResponse.SERVING)
-        health_pb2_grpc.add_HealthServicer_to_server(health_servicer, server)
-        server.health_servicer = health_servicer  # type: ignore[attr-defined]
+    if health is not None:
+        health_pb2_grpc.add_HealthServicer_to_server(health, server)
     port = server.add_insecure_port(address)
     if port == 0:
         raise OSError(f"Could not bind the gRPC server to {address}")
     server.start()
     return server, port
-
-
-def stop_server(server: grpc.Server, grace: float) -> None:
-    """Say NOT_SERVING on the health service (if any), then stop within ``grace`` seconds."""
-    health_servicer = getattr(server, "health_servicer", None)
-    if health_servicer is not None:
-        health_servicer.enter_graceful_shutdown()
-    server.stop(grace).wait()

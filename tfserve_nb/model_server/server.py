@@ -12,6 +12,8 @@ import os
 import threading
 from collections.abc import Sequence
 
+from grpc_health.v1.health import HealthServicer
+
 from ..batching.batching_parameters import batching_parameters_for_server
 from ..config import ModelConfig, parse_config_file
 from ..core.status import ServingStatusError
@@ -64,6 +66,7 @@ class Server:
         self.grpc_port = 0
         self.rest_port = 0
         self._grpc: object | None = None
+        self._health: HealthServicer | None = None
         self._rest: http_server.RestServer | None = None
         self._rest_api: HttpRestApiHandler | None = None
         self._stop = threading.Event()
@@ -98,11 +101,10 @@ class Server:
         if flags.port or flags.ephemeral_ports:
             port = 0 if flags.ephemeral_ports else flags.port
             workers = flags.grpc_max_threads or request_threads()
+            if flags.enable_grpc_healthcheck_service:
+                self._health = grpc_services.health_servicer()
             self._grpc, self.grpc_port = grpc_services.create_server(
-                self.core,
-                f"{host}:{port}",
-                workers,
-                health_check=flags.enable_grpc_healthcheck_service,
+                self.core, f"{host}:{port}", workers, health=self._health
             )
             log.info("Running gRPC ModelServer at %s:%d ...", host, self.grpc_port)
         if flags.rest_api_port and flags.rest_api_port == flags.port and not flags.ephemeral_ports:
@@ -154,6 +156,8 @@ class Server:
             self._rest_api.close()
             self._rest_api = None
         if self._grpc is not None:
-            grpc_services.stop_server(self._grpc, grace)
+            if self._health is not None:
+                self._health.enter_graceful_shutdown()  # NOT_SERVING while draining
+            self._grpc.stop(grace).wait()  # type: ignore[attr-defined]
             self._grpc = None
         self.core.stop()

@@ -51,6 +51,11 @@ class RequestTarget:
             return f"label:{self.label}"
         return LATEST
 
+    def next(self) -> tuple[int | None, str | None]:
+        """``(version, label)`` of the next request: always this target (the interface it
+        shares with :class:`~tfserve_nb.traffic_split.TrafficSplit`)."""
+        return self.version, self.label
+
     def describe(self) -> str:
         """Human form, e.g. ``label canary``."""
         if self.version is not None:

@@ -2,14 +2,14 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Iterable, Sequence
 from typing import Any
 
 import ipywidgets as widgets
 import numpy as np
 
 from ..config import ModelConfig
-from ..traffic_split import TrafficSplit
+from ..traffic_split import SplitLike
 from ._render import FG, esc
 from .monitor import ServerMonitor
 from .predictions import PredictionPanel
@@ -110,7 +110,7 @@ class Dashboard(widgets.VBox):
         self,
         rate: int | None = None,
         target: int | str | None = None,
-        split: TrafficSplit | Mapping[int | str, float] | None = None,
+        split: SplitLike | None = None,
     ) -> None:
         """Start a steady request stream (the "Send traffic" toggle, rate slider and target),
         or spread it over a ``split`` (:meth:`TrafficPanel.start_traffic`)."""

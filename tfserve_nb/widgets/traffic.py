@@ -5,7 +5,7 @@ from __future__ import annotations
 import collections
 import threading
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -13,7 +13,7 @@ import ipywidgets as widgets
 import numpy as np
 import traitlets
 
-from ..traffic_split import TrafficSplit
+from ..traffic_split import SplitLike, TrafficSplit
 from ._kernel import Repeater, UiDispatcher
 from ._panel import Panel
 from ._picker import RequestTarget, TargetKey, TargetPicker
@@ -156,10 +156,7 @@ class TrafficSender:
         if self._repeater.wait(max(self._next_at - time.monotonic(), 0.0)):
             return False
         self._next_at = max(self._next_at + 1.0 / max(self.rate, 0.1), time.monotonic() - 0.5)
-        spec = self.request_target
-        version, label = (
-            spec.next() if isinstance(spec, TrafficSplit) else (spec.version, spec.label)
-        )
+        version, label = self.request_target.next()
         began = time.perf_counter()
         try:
             result = self.target.predict(self.batch, version=version, label=label)
@@ -232,7 +229,7 @@ class TrafficPanel(Panel):
         self,
         rate: int | None = None,
         target: int | str | None = None,
-        split: TrafficSplit | Mapping[int | str, float] | None = None,
+        split: SplitLike | None = None,
     ) -> None:
         """Start the stream (or retarget it): ``rate`` requests per second, to ``target`` — a
         version number, a label, or ``"latest"`` — or spread over a ``split`` such as
