@@ -211,14 +211,21 @@ def test_a_bad_request_fails_alone(merging):
     assert metric(merging, WRAPPED_RUNS) == runs + 1
 
 
+INPUT_BATCHES = ":tensorflow:serving:batching_session:input_batch_size_count"
+
+
 def test_a_full_queue_answers_unavailable_over_grpc_and_503_over_rest(merging):
     with ThreadPoolExecutor(2) as pool:
+        submitted = metric(merging, INPUT_BATCHES)
         waiting = pool.submit(grpc_outputs, merging, "hp2", {"x": rows(1.0)})
+        # Wait for the scheduler to take the waiting row (it counts a request's size just
+        # before queuing it). A 4-row request sent earlier would run alone, full, and could
+        # still hold the queue's one batch when the row arrives, refusing the row instead.
+        wait_until(lambda: metric(merging, INPUT_BATCHES) > submitted, "the waiting row")
 
         def refused() -> tuple | None:
             """A 4-row request does not fit next to the waiting row, and the one batch the
-            queue may hold is taken: refused. (Sent before the waiting row is queued, it runs
-            alone, full, and answers.)"""
+            queue may hold is taken: refused."""
             try:
                 answer = grpc_outputs(merging, "hp2", {"x": rows(5, 6, 7, 8)})
             except grpc.RpcError as exc:
