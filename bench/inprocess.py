@@ -7,8 +7,8 @@ closed-loop calls for ``S`` seconds per batch size, two ways:
 
 - ``signature``: what a user writes, ``signature(**{name: tf.constant(x)})`` and ``.numpy()`` of
   every output;
-- ``prepared``: the server's call, :class:`~tfserve_nb.servables.saved_model.SignatureFunction`
-  (numpy in and out too).
+- ``prepared``: the server's call, :meth:`~tfserve_nb.servables.saved_model.SavedModelServable.run`
+  (the version's session, fed and fetched by tensor name; numpy in and out too).
 
 It prints one JSON object: ``{"rss_bytes": ..., "calls": [{"call", "batch", "summary"}]}``.
 """
@@ -49,7 +49,7 @@ def main(argv: Sequence[str] | None = None) -> None:
     import psutil
     import tensorflow as tf
 
-    from tfserve_nb.servables.saved_model import SignatureFunction
+    from tfserve_nb.servables.saved_model import SavedModelServable
 
     signature = tf.saved_model.load(args.saved_model).signatures["serving_default"]
     ((name, spec),) = signature.structured_input_signature[1].items()
@@ -60,7 +60,9 @@ def main(argv: Sequence[str] | None = None) -> None:
 
     signature(**{name: tf.constant(inputs(1))})
     rss = psutil.Process().memory_info().rss
-    prepared = SignatureFunction(signature)
+    servable = SavedModelServable(args.saved_model)
+    served = servable.signatures["serving_default"]
+    aliases = list(served.outputs)
     calls = []
     for batch in (int(b) for b in args.batches.split(",")):
         x = inputs(batch)
@@ -69,7 +71,7 @@ def main(argv: Sequence[str] | None = None) -> None:
             return {k: v.numpy() for k, v in signature(**{name: tf.constant(x)}).items()}
 
         def as_served(x: np.ndarray = x) -> object:
-            return prepared({name: x})
+            return servable.run(served, {name: x}, aliases)
 
         for way, call in (("signature", as_written), ("prepared", as_served)):
             summary = summarize(_time_calls(call, args.seconds), args.seconds)

@@ -276,7 +276,8 @@ def markdown(results: Results, plot_name: str) -> str:
         "## The limit: the SavedModel signature called in-process",
         "",
         "`signature`: `signature(**{name: tf.constant(x)})` and `.numpy()`, as a user writes it; "
-        "`prepared`: the server's call (`SignatureFunction`: arguments bound once per version).",
+        "`prepared`: the server's call (`SavedModelServable.run`: a session callable per "
+        "signature, fed and fetched by tensor name).",
         "",
         _table(
             ["model", "call", "batch", "p50 ms", "p99 ms", "calls/s", "rows/s"],

@@ -2,9 +2,7 @@
 
 from __future__ import annotations
 
-import numpy as np
 import pytest
-from servable_fakes import FakeServable, signature_def
 from tensorflow.core.example import example_pb2
 from tensorflow.core.protobuf import meta_graph_pb2
 from tensorflow_serving.apis import input_pb2, model_pb2
@@ -14,7 +12,6 @@ from tfserve_nb.servables.util import (
     debug_string,
     input_to_serialized_examples,
     make_model_spec,
-    run_on_examples,
     shape_debug_string,
 )
 
@@ -58,17 +55,6 @@ def test_no_examples_is_upstreams_input_is_empty(kind: str) -> None:
     with pytest.raises(ServingStatusError) as exc:
         input_to_serialized_examples(request_input)
     assert (exc.value.code, exc.value.message) == (Code.INVALID_ARGUMENT, "Input is empty.")
-
-
-def test_examples_must_feed_a_string_input() -> None:
-    servable = FakeServable({"s": signature_def(inputs={"inputs": "DT_FLOAT"})})
-    with pytest.raises(ServingStatusError) as exc:
-        run_on_examples(servable, "s", np.array([b""], dtype=object), ["scores"])
-    assert (exc.value.code, exc.value.message) == (
-        Code.INVALID_ARGUMENT,
-        "Expects arg[0] to be float but string is provided",
-    )
-    assert servable.runs == []
 
 
 def test_model_spec_names_the_default_signature_and_the_version_if_known() -> None:

@@ -1,8 +1,8 @@
 """Request checks shared by gRPC and REST predict, with TF Serving's texts.
 
 After ``servables/tensorflow/predict_util.cc`` and TensorFlow's ``saved_model/util.cc``
-(``GetInputValues``): signature lookup, the input-set check and output filtering. Works on the
-framework-free :class:`~tfserve_nb.servables.signature.Signature`.
+(``GetInputValues``): signature lookup, the input-set check and output filtering, by name only,
+as upstream. Works on the framework-free :class:`~tfserve_nb.servables.signature.Signature`.
 """
 
 from __future__ import annotations
@@ -17,13 +17,9 @@ from ..core.status import Code, ServingStatusError, failed_precondition, invalid
 from ..servables.signature import (
     CLASSIFY_METHOD_NAME,
     DEFAULT_SERVING_SIGNATURE_DEF_KEY,
-    NUMPY_DTYPES,
     PREDICT_METHOD_NAME,
     REGRESS_METHOD_NAME,
     Signature,
-    TensorSpec,
-    dtype_name_of,
-    dtype_string,
 )
 
 _PREDICT_METHOD_NAMES = (PREDICT_METHOD_NAME, CLASSIFY_METHOD_NAME, REGRESS_METHOD_NAME)
@@ -90,34 +86,6 @@ def output_aliases(signature: Signature, output_filter: Sequence[str]) -> list[s
     return list(output_filter)
 
 
-def _shape_text(shape: Sequence[int | None]) -> str:
-    return "[" + ",".join("?" if d is None else str(d) for d in shape) + "]"
-
-
-def check_input(spec: TensorSpec, index: int, array: np.ndarray) -> None:
-    """Raise INVALID_ARGUMENT if ``array`` does not fit input ``spec`` (dtype, then shape).
-
-    ``index`` is the input's position among the fed tensors sorted by graph tensor name. The
-    dtype text is TensorFlow's (``Expects arg[0] to be float but int32 is provided``); shape
-    mismatches name the input and both shapes.
-    """
-    got = dtype_name_of(array)
-    if got != spec.dtype and spec.dtype in NUMPY_DTYPES:
-        raise invalid_argument(
-            f"Expects arg[{index}] to be {dtype_string(spec.dtype)} but {dtype_string(got)} "
-            "is provided"
-        )
-    if spec.shape is None:
-        return
-    if len(spec.shape) != array.ndim or any(
-        d is not None and d != n for d, n in zip(spec.shape, array.shape, strict=False)
-    ):
-        raise invalid_argument(
-            f"Input '{spec.alias}' has shape {_shape_text(array.shape)} but the signature "
-            f"expects {_shape_text(spec.shape)}"
-        )
-
-
 @dataclass(frozen=True)
 class PredictResult:
     """What answered (version, signature key) and the outputs by alias."""
@@ -139,6 +107,10 @@ def run_predict(
     """Check ``inputs`` against the signature and run it on ``servable`` (anything with
     ``signatures`` and ``run(signature, inputs, aliases)``, e.g. a SavedModelServable).
 
+    As upstream's ``PreProcessPrediction``, only names are checked here (the signature, the
+    input set, the output filter); the tensors go to the servable as they are, and TensorFlow
+    decides what their dtypes and shapes do.
+
     With ``method_name_check`` (``--enable_signature_method_name_check``) a signature whose
     method is not predict, classify or regress fails with upstream's INTERNAL ``Expected
     prediction signature method_name to be one of {...}. Was: m``.
@@ -152,7 +124,4 @@ def run_predict(
         )
     check_inputs(signature, inputs.keys())
     aliases = output_aliases(signature, output_filter)
-    by_tensor_name = sorted(signature.inputs.values(), key=lambda spec: spec.tensor_name)
-    for index, spec in enumerate(by_tensor_name):
-        check_input(spec, index, inputs[spec.alias])
     return PredictResult(version, signature.key, servable.run(signature, inputs, aliases))

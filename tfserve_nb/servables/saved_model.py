@@ -1,9 +1,18 @@
-"""Loading a SavedModel version and running its signatures with TensorFlow.
+"""Loading a SavedModel version and running its signatures as TF Serving does.
 
 :class:`SavedModelLoader` is the :class:`~tfserve_nb.core.loader.Loader` the source adapter makes
-for each version path; its servable is a :class:`SavedModelServable`, which owns the loaded
-object, the signature descriptions (read from ``saved_model.pb`` exactly as TF Serving reports
-them) and one prepared callable per signature (:class:`SignatureFunction`).
+for each version path; its servable is a :class:`SavedModelServable`: upstream's
+``SavedModelBundle``, a TensorFlow ``Session`` over the version's ``MetaGraphDef`` with its
+variables restored and its init ops run, plus the signature descriptions read from
+``saved_model.pb`` exactly as TF Serving reports them.
+
+A signature runs as upstream's ``Session::Run`` runs it: the request's tensors are fed to the
+graph tensors its input ``TensorInfo`` entries *name*, and the tensors its output entries name are
+fetched (:class:`SignatureRunner`). Nothing else of a ``TensorInfo`` is used: its shapes and
+dtypes are descriptions (TF 1.x exports such as upstream's ``saved_model_half_plus_three`` declare
+ones that disagree with the graph), and TensorFlow's kernels decide what a tensor of another shape
+does, with TensorFlow's codes and texts. Every SavedModel the TF 1.x loader reads loads: TF 1.x
+graphs, TF 2 object-based exports (``tf.saved_model.save``) and Keras 3 ``model.export`` alike.
 
 With batching (``--enable_batching``, :class:`BatchingOptions`), a servable runs each signature
 through a :class:`~tfserve_nb.batching.batch_scheduler.BatchScheduler` of its own, created on the
@@ -27,7 +36,7 @@ from ..batching.batching_parameters import BatchingParameters, read_batching_par
 from ..batching.metrics import BatchingMetrics
 from ..core.loader import Loader
 from ..core.status import Code, ServingStatusError, invalid_argument
-from .signature import Signature, TensorSpec
+from .signature import NUMPY_DTYPES, Signature, TensorSpec, dtype_name_of, dtype_string
 
 
 def _tf() -> Any:
@@ -88,59 +97,93 @@ def signatures_from_meta_graph(meta_graph: Any) -> dict[str, Signature]:
     }
 
 
-class SignatureFunction:
-    """A signature's ``ConcreteFunction``, prepared once per loaded version.
+def _status_of(exc: Exception) -> ServingStatusError:
+    """A TensorFlow error (or a feed numpy cannot convert) as a ServingStatusError with
+    TensorFlow's code and text."""
+    code = getattr(exc, "error_code", None)
+    if code is not None:
+        return ServingStatusError(Code(code), exc.message)  # type: ignore[attr-defined]
+    return invalid_argument(str(exc))
 
-    Calling a ``ConcreteFunction`` with keyword arguments binds them to its ``FunctionType``
-    and casts each to its ``TensorSpec`` on every call, about a quarter of a batch-1 call of a
-    small model. Here the binding is done once: inputs are fed positionally, in the order the
-    function flattens its keyword parameters (``function_type.parameters``), to its graph
-    function (``inference_fn.call_flat``) with its captured variables, and the flat outputs
-    are named once from ``function_type.pack_output``. Callers check inputs against the
-    signature first (``predict_util``: names, dtypes and shapes), which is what the per-call
-    cast would have checked. A function whose parameters or outputs are not plain tensors
-    (composite tensors) is called the ordinary way. Thread-safe.
+
+class SignatureRunner:
+    """One signature of a loaded version, run in the version's session by tensor name.
+
+    The inputs are fed, in the order of their graph tensor names, to the tensors the signature's
+    input ``TensorInfo`` entries name; the outputs asked for are fetched from the tensors its
+    output entries name. Each set of fetched outputs is prepared once, as a
+    ``Session::MakeCallable`` callable (upstream's ``Session::Run`` without Python's own feed
+    checks, which refuse shapes that TensorFlow's kernels accept). Before a run, each input's
+    dtype is checked against its graph tensor's with the text of TensorFlow's call frame
+    (``Expects arg[0] to be float but int32 is provided``); nothing else is checked here.
+    Thread-safe: callables may run concurrently.
     """
 
-    def __init__(self, fn: Any) -> None:
-        tf = _tf()
-        self._fn = fn
-        self._constant = tf.constant
-        self._op_error = tf.errors.OpError
-        function_type = fn.function_type
-        parameters = list(function_type.parameters.values())
-        self._input_names = tuple(p.name for p in parameters)
-        outputs = fn.structured_outputs
-        self._flat = (
-            len(parameters) == len(function_type.flat_inputs)
-            and all(isinstance(p.type_constraint, tf.TensorSpec) for p in parameters)
-            and isinstance(outputs, Mapping)
-            and all(isinstance(spec, tf.TensorSpec) for spec in outputs.values())
-        )
-        self._output_names: tuple[str, ...] = ()
-        if self._flat:
-            packed = function_type.pack_output(list(range(len(outputs))))
-            by_index = {index: name for name, index in packed.items()}
-            self._output_names = tuple(by_index[i] for i in range(len(outputs)))
-        self._call_flat = fn.inference_fn.call_flat
+    def __init__(self, session: Any, signature: Signature) -> None:
+        graph = session.graph
+        self._session = session
+        self._feeds = sorted(signature.inputs.values(), key=lambda spec: spec.tensor_name)
+        self._feed_dtypes: list[str | None] = []
+        for spec in self._feeds:
+            try:
+                dtype = graph.get_tensor_by_name(spec.tensor_name).dtype.as_datatype_enum
+            except (KeyError, ValueError):  # a composite tensor, or a name not in the graph
+                self._feed_dtypes.append(None)
+                continue
+            from tensorflow.core.framework import types_pb2
 
-    def __call__(self, inputs: Mapping[str, np.ndarray]) -> dict[str, np.ndarray]:
-        """Every output of the function on ``inputs`` (one array per parameter name).
-        TensorFlow errors become a ServingStatusError with TensorFlow's code and text."""
-        constant = self._constant
+            self._feed_dtypes.append(types_pb2.DataType.Name(dtype))
+        self._outputs = signature.outputs
+        self._callables: dict[tuple[str, ...], Any] = {}
+        self._lock = threading.Lock()
+
+    def __call__(
+        self, inputs: Mapping[str, np.ndarray], aliases: Sequence[str] | None = None
+    ) -> dict[str, np.ndarray]:
+        """The outputs named in ``aliases`` (all of them if ``None``) for ``inputs`` (one array
+        per input alias). Raises ServingStatusError with TensorFlow's code and text."""
+        names = tuple(self._outputs) if aliases is None else tuple(aliases)
+        run = self._callables.get(names) or self._prepare(names)
+        feeds = self.check_dtypes(inputs)
         try:
-            if not self._flat:
-                result = self._fn(**{k: constant(v) for k, v in inputs.items()})
-                return {name: tensor.numpy() for name, tensor in result.items()}
-            outputs = self._call_flat(
-                *[constant(inputs[name]) for name in self._input_names],
-                *self._fn.captured_inputs,
+            outputs = run(*feeds)
+        except (_tf().errors.OpError, TypeError, ValueError) as exc:
+            raise _status_of(exc) from None
+        # a 0-d output comes back as a numpy scalar: hand out arrays only
+        return {
+            name: out if type(out) is np.ndarray else np.asarray(out)
+            for name, out in zip(names, outputs, strict=True)
+        }
+
+    def check_dtypes(self, inputs: Mapping[str, np.ndarray]) -> list[np.ndarray]:
+        """The feeds, in feed order, after checking each dtype against its graph tensor's.
+        Raises INVALID_ARGUMENT ``Expects arg[i] to be float but int32 is provided``."""
+        feeds = [inputs[spec.alias] for spec in self._feeds]
+        for index, (array, dtype) in enumerate(zip(feeds, self._feed_dtypes, strict=True)):
+            if dtype is not None and dtype in NUMPY_DTYPES and dtype_name_of(array) != dtype:
+                raise invalid_argument(
+                    f"Expects arg[{index}] to be {dtype_string(dtype)} but "
+                    f"{dtype_string(dtype_name_of(array))} is provided"
+                )
+        return feeds
+
+    def _prepare(self, names: tuple[str, ...]) -> Any:
+        from tensorflow.core.protobuf import config_pb2
+
+        with self._lock:
+            run = self._callables.get(names)
+            if run is not None:
+                return run
+            options = config_pb2.CallableOptions(
+                feed=[spec.tensor_name for spec in self._feeds],
+                fetch=[self._outputs[name].tensor_name for name in names],
             )
-        except self._op_error as exc:
-            raise ServingStatusError(Code(exc.error_code), exc.message) from None
-        except (TypeError, ValueError) as exc:
-            raise invalid_argument(str(exc)) from None
-        return {n: t.numpy() for n, t in zip(self._output_names, outputs, strict=True)}
+            try:
+                run = self._session._make_callable_from_options(options)
+            except _tf().errors.OpError as exc:
+                raise _status_of(exc) from None
+            self._callables[names] = run
+            return run
 
 
 PER_MODEL_BATCHING_FILE = "batching_params.pbtxt"
@@ -187,16 +230,24 @@ class SavedModelServable:
         path: str,
         tags: Sequence[str] = ("serve",),
         batching: BatchingOptions | None = None,
+        session_config: Any = None,
     ) -> None:
+        from tensorflow.python.saved_model import loader_impl
+
         tf = _tf()
         self.path = path
         self.meta_graph = read_meta_graph(path, tags)
         self.signatures = signatures_from_meta_graph(self.meta_graph)
-        self._loaded = tf.saved_model.load(path, tags=list(tags))
-        self._functions = {
-            key: SignatureFunction(fn)
-            for key, fn in self._loaded.signatures.items()
-            if key in self.signatures
+        self._session = tf.compat.v1.Session(graph=tf.Graph(), config=session_config)
+        try:
+            with self._session.graph.as_default():
+                loader_impl.SavedModelLoader(path).load(self._session, list(tags))
+        except BaseException:
+            self._session.close()
+            raise
+        self._runners = {
+            key: SignatureRunner(self._session, signature)
+            for key, signature in self.signatures.items()
         }
         self._batching = batching
         self._schedulers: dict[str, BatchScheduler] = {}
@@ -211,26 +262,21 @@ class SavedModelServable:
     def run(
         self, signature: Signature, inputs: Mapping[str, np.ndarray], aliases: Sequence[str]
     ) -> dict[str, np.ndarray]:
-        """Run ``signature`` on ``inputs`` (already checked against it) and return
+        """Run ``signature`` on ``inputs`` (their names already checked against it) and return
         the outputs named in ``aliases``. TensorFlow errors become a ServingStatusError with
         TensorFlow's code and text; with batching, so do the batch scheduler's refusals
         (e.g. UNAVAILABLE when its queue is full), and a TensorFlow error fails every request
         of the batch it happened in."""
-        fn = self._functions.get(signature.key)
-        if fn is None:
-            raise ServingStatusError(
-                Code.UNIMPLEMENTED,
-                f"Signature {signature.key} has no callable function in {self.path}",
-            )
+        runner = self._runners[signature.key]
         batching = self._batching
         if batching is None:
-            outputs = fn(inputs)
-        else:
-            outputs = self._scheduler(signature.key, fn, batching).submit(inputs)
+            return runner(inputs, aliases)
+        runner.check_dtypes(inputs)  # a request TensorFlow would refuse fails alone, at once
+        outputs = self._scheduler(signature.key, runner, batching).submit(inputs)
         return {alias: outputs[alias] for alias in aliases}
 
     def _scheduler(
-        self, key: str, fn: SignatureFunction, batching: BatchingOptions
+        self, key: str, runner: SignatureRunner, batching: BatchingOptions
     ) -> BatchScheduler:
         """The signature's batch scheduler, created on first use."""
         scheduler = self._schedulers.get(key)
@@ -240,7 +286,7 @@ class SavedModelServable:
             scheduler = self._schedulers.get(key)
             if scheduler is None:
                 scheduler = BatchScheduler(
-                    fn, batching.parameters, shared=batching.scheduler, metrics=batching.metrics
+                    runner, batching.parameters, shared=batching.scheduler, metrics=batching.metrics
                 )
                 if self._closed:  # a request racing close() is refused by the closed queue
                     scheduler.close()
@@ -248,13 +294,15 @@ class SavedModelServable:
             return scheduler
 
     def close(self) -> None:
-        """Close the batch schedulers: queued requests still run, new ones are refused
-        (UNAVAILABLE). Idempotent; a no-op without batching."""
+        """Close the batch schedulers (queued requests still run, new ones are refused:
+        UNAVAILABLE), then the session. Call it once no request holds the servable (the manager
+        unloads a version after its last handle is released). Idempotent."""
         with self._schedulers_lock:
             self._closed = True
             schedulers = list(self._schedulers.values())
         for scheduler in schedulers:
             scheduler.close()
+        self._session.close()
 
 
 class SavedModelLoader(Loader):

@@ -18,7 +18,7 @@ import numpy as np
 from google.protobuf import message_factory, text_format
 
 from ..core.status import invalid_argument
-from .signature import DEFAULT_SERVING_SIGNATURE_DEF_KEY, dtype_string
+from .signature import DEFAULT_SERVING_SIGNATURE_DEF_KEY
 
 EXAMPLES_INPUT = "inputs"
 """The input alias of classify and regress signatures (``kClassifyInputs``, ``kRegressInputs``)."""
@@ -58,15 +58,12 @@ def run_on_examples(
     :data:`EXAMPLES_INPUT` and return the outputs named in ``aliases``.
 
     Raises:
-        ServingStatusError: INVALID_ARGUMENT ``Expects arg[0] to be <dtype> but string is
-            provided`` (TensorFlow's text) when that input is not a string tensor; TensorFlow's
-            own errors (e.g. an example missing a feature) with their codes.
+        ServingStatusError: the servable's: TensorFlow's INVALID_ARGUMENT ``Expects arg[0] to be
+            <dtype> but string is provided`` when the graph tensor that input names is not a
+            string tensor, and TensorFlow's own errors (e.g. an example missing a feature)
+            with their codes.
     """
-    signature = servable.signatures[signature_key]
-    dtype = signature.inputs[EXAMPLES_INPUT].dtype
-    if dtype != "DT_STRING":
-        raise invalid_argument(f"Expects arg[0] to be {dtype_string(dtype)} but string is provided")
-    return servable.run(signature, {EXAMPLES_INPUT: examples}, aliases)
+    return servable.run(servable.signatures[signature_key], {EXAMPLES_INPUT: examples}, aliases)
 
 
 def make_model_spec(model_spec: Any, name: str, signature_name: str, version: int | None) -> None:
