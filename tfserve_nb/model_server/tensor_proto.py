@@ -8,8 +8,9 @@ the bits of half and bfloat16, ``scomplex_val``/``dcomplex_val`` as real/imagina
 values than the shape holds repeat the last value, no values at all give zeros, extra values are
 ignored, and a tensor without elements ignores its values. The shape is the listed dims
 (``unknown_rank`` is ignored, as ``TensorShape`` does). A proto TensorFlow cannot parse (invalid
-dtype, negative dim, ``tensor_content`` of the wrong size) fails with TF Serving's
-``tensor parsing error: <alias>``.
+dtype, negative dim, ``tensor_content`` of the wrong size or, for bools, with a byte other than
+0 and 1, a shape whose elements cannot be allocated, as ``Tensor::FromProto``'s allocation
+fails) fails with TF Serving's ``tensor parsing error: <alias>``.
 
 A tensor whose dtype differs from the signature's fails as it does in TF Serving, where the
 mismatch surfaces when the session is run: INVALID_ARGUMENT
@@ -143,7 +144,9 @@ def _object_array(values: list[bytes], shape: tuple[int, ...]) -> np.ndarray:
 def _from_field(
     proto: tensor_pb2.TensorProto, dtype: str, target: np.dtype, count: int
 ) -> np.ndarray:
-    """The first ``count`` values of a typed field, padded with the last value up to ``count``."""
+    """The first ``count`` values of a typed field, padded with the last value up to ``count``.
+    The padding is written into the result in place: a short field costs the tensor plus the
+    values given, not a second tensor."""
     field = _FIELDS[dtype]
     values = getattr(proto, field)
     width = 2 if field in ("scomplex_val", "dcomplex_val") else 1
@@ -159,7 +162,10 @@ def _from_field(
     reinterpret = field == "half_val" or width == 2  # bits of half/bfloat16, complex pairs
     flat = raw.view(target) if reinterpret else raw.astype(target, copy=False)
     if given < count:
-        flat = np.concatenate([flat, np.full(count - given, flat[-1], dtype=target)])
+        padded = np.empty(count, dtype=target)
+        padded[:given] = flat
+        padded[given:] = flat[-1]
+        return padded
     return flat
 
 
@@ -206,11 +212,13 @@ def to_ndarray(
         elif content:
             if len(content) != count * target.itemsize:
                 raise ValueError("tensor_content size mismatch")
+            if dtype == "DT_BOOL" and max(content) > 1:  # TensorFlow refuses other bytes
+                raise ValueError("bool tensor_content holds a byte other than 0 and 1")
             array = np.frombuffer(content, dtype=target.newbyteorder("<")).reshape(dims)
             array = array.astype(target)  # a writable copy in native byte order
         else:
             array = _from_field(proto, dtype, target, count).reshape(dims)
-    except ValueError:
+    except (ValueError, MemoryError):  # MemoryError: a shape whose elements cannot be allocated
         raise invalid_argument(f"tensor parsing error: {alias}") from None
     if expected_dtype is not None and dtype != expected_dtype:
         raise invalid_argument(
