@@ -197,6 +197,31 @@ def busy_wait_models(model_cache: Path) -> ModelVersions:
     return _export_versions(model_cache, "busy_wait", lambda _: models.busy_wait(), (1,))
 
 
+@pytest.fixture(scope="session")
+def sequential_models(model_cache: Path) -> ModelVersions:
+    """``sequential``: versions 1 and 2 of ``models.sequential``, built one after the other,
+    so their input aliases differ (``keras_tensor_<n>``, a new ``n`` each)."""
+    import models
+
+    return _export_versions(model_cache, "sequential", models.sequential, (1, 2))
+
+
+@pytest.fixture(scope="session")
+def column_names_models(model_cache: Path) -> ModelVersions:
+    """``column_names``: version 1, inputs ``petal-width``, ``f.x`` and ``2nd``."""
+    import models
+
+    return _export_versions(model_cache, "column_names", lambda _: models.column_names(), (1,))
+
+
+@pytest.fixture(scope="session")
+def tabular_models(model_cache: Path) -> ModelVersions:
+    """``tabular``: version 1, inputs ``flat`` [?], ``column`` [?,1] and ``vector`` [?,3]."""
+    import models
+
+    return _export_versions(model_cache, "tabular", lambda _: models.tabular(), (1,))
+
+
 # --- base paths a test may modify (function-scoped copies) ---------------------------------------
 
 

@@ -17,6 +17,12 @@ dtypes_echo        one ``<dtype>`` [?,2] per dtype given     ``<dtype>_out`` ech
                    (default :data:`JSON_DTYPES`)             ``string_bytes`` echoes ``string``
 busy_wait          ``seconds`` float32[?,1]                  ``y`` = ``seconds``, returned after
                                                              busy-waiting the largest of them
+sequential         ``keras_tensor_<n>`` float32[?,3], a new  ``output_0`` float32[?,1]
+                   ``n`` per model built (no keras.Input)    = sum(x) + version
+column_names       ``petal-width``, ``f.x``, ``2nd``         ``total`` float32[?,1] = petal-width
+                   float32[?,1] (not Python identifiers)     + 10·f.x + 100·2nd
+tabular            ``flat`` float32[?], ``column``           ``total`` float32[?,1] = flat
+                   int32[?,1], ``vector`` float32[?,3]       + 10·column + 100·sum(vector)
 =================  ========================================  =====================================
 """
 
@@ -205,3 +211,53 @@ def half_plus_two_example_signatures() -> dict[str, Any]:
     from tfserve_nb.export import ClassifySignature, RegressSignature
 
     return {"classify_x_to_y": ClassifySignature(), "regress_x_to_y": RegressSignature()}
+
+
+def sequential(version: int = 1) -> keras.Model:
+    """A ``keras.Sequential`` built without ``keras.Input``, as notebooks often build them:
+    y = sum(x) + version for x of 3 values. Keras names its input ``keras_tensor_<n>`` with a
+    new ``n`` for every model built in the process, so two versions differ in input alias."""
+    model = keras.Sequential(
+        [
+            keras.layers.Dense(
+                1,
+                kernel_initializer="ones",
+                bias_initializer=keras.initializers.Constant(float(version)),
+            )
+        ],
+        name="sequential",
+    )
+    model.build((None, 3))
+    return model
+
+
+COLUMN_NAMES = ("petal-width", "f.x", "2nd")
+""":func:`column_names`' inputs: named like DataFrame columns, none a Python identifier."""
+
+
+def column_names() -> keras.Model:
+    """Dict inputs named :data:`COLUMN_NAMES` (``[?,1]`` each); ``total`` = petal-width +
+    10·f.x + 100·2nd, so a column sent to the wrong input shows in the answer."""
+    inputs = {name: keras.Input((1,), name=name) for name in COLUMN_NAMES}
+    weights = keras.layers.Dense(
+        1, kernel_initializer=keras.initializers.Constant([[1.0], [10.0], [100.0]]), name="total"
+    )
+    total = weights(keras.layers.Concatenate()([inputs[name] for name in COLUMN_NAMES]))
+    return keras.Model(inputs, {"total": total}, name="column_names")
+
+
+def tabular() -> keras.Model:
+    """Inputs of three shapes a DataFrame column maps to: ``flat`` float32[?], ``column``
+    int32[?,1] and ``vector`` float32[?,3]; ``total`` = flat + 10·column + 100·sum(vector),
+    exact for small integers."""
+    flat = keras.Input((), name="flat")
+    column = keras.Input((1,), dtype="int32", name="column")
+    vector = keras.Input((3,), name="vector")
+    total = (
+        keras.ops.expand_dims(flat, -1)
+        + 10.0 * keras.ops.cast(column, "float32")
+        + 100.0 * keras.ops.sum(vector, axis=1, keepdims=True)
+    )
+    return keras.Model(
+        {"flat": flat, "column": column, "vector": vector}, {"total": total}, name="tabular"
+    )

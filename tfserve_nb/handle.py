@@ -105,14 +105,15 @@ def serve(
     timeout: float = 120.0,
     **backend_options: Any,
 ) -> ModelServer:
-    """Start a TF-Serving-compatible server and return its handle once every model answers.
+    """Start a TF-Serving-compatible server and return its handle once every model answers:
+    once the versions a ``Specific`` policy or a label names are AVAILABLE, else any version.
 
     ``base_path_or_configs`` is a model base path (its folder name is the model name unless
     ``model_name`` is given), an :class:`~tfserve_nb.export.ExportedModel`, a
     :class:`~tfserve_nb.config.ModelConfig` or a list of them. ``backend`` is ``"auto"``
     (docker if an engine and the image are there, else a local ``tensorflow_model_server``,
     else embedded), ``"embedded"``, ``"docker"``, ``"local"`` or a Backend object;
-    ``backend_options`` go to the backend. ``labels`` are set after the versions are
+    ``backend_options`` go to the backend. ``labels`` are set once the versions they name are
     AVAILABLE (TF Serving refuses labels on versions not yet loaded).
     """
     configs = _model_configs(base_path_or_configs, model_name, version_policy)
@@ -128,13 +129,23 @@ def serve(
     server = ModelServer(process, startup, reason=reason)
     try:
         for config in configs:
-            server.wait_until_available(model_name=config.name, timeout=timeout)
+            for version in _versions_to_wait_for(config):
+                server.wait_until_available(version, timeout, config.name)
         if any(c.labels for c in configs):
             server.reload(configs)
     except BaseException:
         server.stop()
         raise
     return server
+
+
+def _versions_to_wait_for(config: ModelConfig) -> list[int | None]:
+    """The versions ``config`` names (pinned by its policy, or labelled), ascending; else
+    ``[None]`` (any version)."""
+    named = set(config.labels.values())
+    if isinstance(config.version_policy, Specific):
+        named.update(config.version_policy.versions)
+    return [*sorted(named)] or [None]
 
 
 class ModelServer:
@@ -187,9 +198,12 @@ class ModelServer:
         *,
         split: TrafficSplit | None = None,
     ) -> Any:
-        """Predict over gRPC: numpy or lists in, numpy out (a dict when there are several
-        outputs). ``split`` (a :class:`~tfserve_nb.TrafficSplit`) picks the version or label
-        of each call by its weights, e.g. a 90/10 canary share."""
+        """Predict over gRPC: numpy or lists in — for several inputs a dict keyed by input name,
+        or a pandas DataFrame with a column per input — and numpy out (a dict when there are
+        several outputs). Each request is built from the signature of the version that will
+        answer, also right after the server moved to a version with other input names
+        (:mod:`tfserve_nb.client`). ``split`` (a :class:`~tfserve_nb.TrafficSplit`) picks the
+        version or label of each call by its weights, e.g. a 90/10 canary share."""
         return self.predict_detailed(
             x, version, label, signature_name, model_name, split=split
         ).value()

@@ -257,6 +257,23 @@ def test_tabular_examples_are_a_table(half_plus_two_base: Path) -> None:
             board.close()
 
 
+def test_versions_with_other_input_names_are_compared(tmp_path: Path, sequential_models: Any):
+    """``keras.Sequential`` versions built without ``keras.Input`` name their input differently
+    (``keras_tensor_<n>``); each column is asked with its own version's signature."""
+    from tfserve_nb import serve
+
+    base = sequential_models.make_base_path(tmp_path, versions=(1, 2))
+    with serve(base, backend="embedded", version_policy=[1, 2]) as server:
+        board = dashboard(server, [[1.0, 2.0, 3.0]], [7.0], poll_interval=0.1)
+        try:
+            wait_until(lambda: board.predictions.shown_versions == (1, 2), what="both columns")
+            assert board.predictions.errors == {}
+            view = board.predictions.view.value  # v1 answers sum + 1 = 7, v2 sum + 2 = 8
+            assert "<b>MAE 0</b>" in view and "<b>MAE 1</b>" in view
+        finally:
+            board.close()
+
+
 # ------------------------------------------------------------------ traffic
 
 
