@@ -7,6 +7,7 @@ and from the protobuf (for ``HandleReloadConfigRequest``) and the text format (f
 
 from __future__ import annotations
 
+import logging
 import os
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
@@ -17,6 +18,8 @@ from tensorflow_serving.config import model_server_config_pb2
 
 from .core.version_policy import All, Latest, Specific, VersionPolicy
 from .errors import ConfigError
+
+log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -113,11 +116,26 @@ def render_config_file(configs: Iterable[ModelConfig]) -> str:
     return text_format.MessageToString(to_server_config(configs))
 
 
+def text_format_error(message_type: str, exc: text_format.ParseError) -> str:
+    """The line protobuf's C++ text parser logs for ``exc`` (its ``ParserErrorCollector``):
+    ``Error parsing text-format <type>: <line>:<column>: <complaint>``."""
+    line, column = exc.GetLine(), exc.GetColumn()
+    complaint = str(exc)
+    if line is None:
+        return f"Error parsing text-format {message_type}: {complaint}"
+    position = f"{line}:{column}" if column else f"{line}"
+    complaint = complaint.removeprefix(f"{position} : ")
+    return f"Error parsing text-format {message_type}: {line}:{column or 0}: {complaint}"
+
+
 def parse_config_file(text: str, source: str = "<config>") -> list[ModelConfig]:
-    """Parse a ``--model_config_file`` text; errors name the file and the parser's complaint."""
+    """Parse a ``--model_config_file`` text, as upstream's ``ParseProtoTextFile``: a text that
+    does not parse logs protobuf's complaint (:func:`text_format_error`, at ERROR, so on the
+    server's stderr) and raises :class:`ConfigError` ``Invalid protobuf file: '<source>'``."""
     server_config = model_server_config_pb2.ModelServerConfig()
     try:
         text_format.Parse(text, server_config)
     except text_format.ParseError as exc:
-        raise ConfigError(f"Invalid protobuf file: '{source}': {exc}") from exc
+        log.error("%s", text_format_error(server_config.DESCRIPTOR.full_name, exc))
+        raise ConfigError(f"Invalid protobuf file: '{source}'") from exc
     return from_server_config(server_config)

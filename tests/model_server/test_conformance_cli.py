@@ -6,6 +6,7 @@ initial load, ``--saved_model_tags``, and the extras of ours — on real server 
 from __future__ import annotations
 
 import json
+import os
 import shutil
 import socket
 import subprocess
@@ -111,12 +112,18 @@ DEFAULTS = {
     "max_num_load_retries": 5,
     "load_retry_interval_micros": 60_000_000,
     "saved_model_tags": "serve",
+    "grpc_socket_path": "",
+    "grpc_channel_arguments": "",
+    "enable_profiler": True,
+    "prefer_tflite_model": False,
+    "num_tflite_interpreters_per_pool": 1,
 }
 
 
 def test_flags_have_tensorflow_model_server_defaults():
     flags = vars(build_parser().parse_args([]))
     assert {name: flags[name] for name in DEFAULTS} == DEFAULTS
+    assert flags["num_tflite_pools"] == len(os.sched_getaffinity(0))  # NumSchedulableCPUs
 
 
 @pytest.mark.parametrize(
@@ -181,13 +188,42 @@ def test_start_up_checks_fail_with_upstream_texts(flags, error):
         (["--model_base_path=/m", "--no_such_flag=1"], "--no_such_flag"),
         (["--model_base_path=/m", "--port=abc"], "--port"),
         (["--model_base_path=/m", "--ssl_config_file=/ssl"], "--ssl_config_file"),
+        (
+            ["--model_base_path=/m", "--grpc_channel_arguments=grpc.max_connection_age_ms"],
+            "--grpc_channel_arguments item 'grpc.max_connection_age_ms' is not key=value",
+        ),
     ],
-    ids=["unknown", "bad-value", "unsupported-upstream-flag"],
+    ids=["unknown", "bad-value", "unsupported-upstream-flag", "channel-argument-not-key-value"],
 )
 def test_flags_we_cannot_honour_stop_start_up_naming_the_flag(flags, named):
-    """Deliberately stricter than upstream, which prints ``unknown argument`` and starts."""
+    """Deliberately stricter than upstream, which prints ``unknown argument`` and starts (and
+    reads past the end of a channel argument without ``=``)."""
     code, out = run_to_exit(*flags)
     assert code != 0 and named in out
+
+
+def test_a_bad_model_config_file_logs_protobufs_complaint_on_stderr(tmp_path):
+    """Upstream's ``testBadModelConfig`` (its ``bad_model_config.txt`` holds this text):
+    protobuf's text parser logs ``Error parsing text-format tensorflow.serving.ModelServerConfig:
+    ...`` on stderr, and the failure line on stdout names the file only."""
+    config = tmp_path / "bad_model_config.txt"
+    config.write_text("improperly formatted file\n")
+    done = subprocess.run(
+        [sys.executable, "-m", "tfserve_nb.model_server", f"--model_config_file={config}"],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        stdin=subprocess.DEVNULL,
+    )
+    assert done.returncode == 255
+    assert (
+        "Error parsing text-format tensorflow.serving.ModelServerConfig: 1:1: Message type "
+        '"tensorflow.serving.ModelServerConfig" has no field named "improperly".'
+    ) in done.stderr
+    assert "Error parsing text-format" not in done.stdout
+    assert done.stdout.splitlines()[-1] == (
+        f"Failed to start server. Error: INVALID_ARGUMENT: Invalid protobuf file: '{config}'"
+    )
 
 
 # --- start-up: ports, failed loads, missing versions --------------------------------------------

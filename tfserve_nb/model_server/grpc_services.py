@@ -1,5 +1,7 @@
 """gRPC front-end: ``PredictionService`` and ``ModelService`` servicers and the server, with
-the standard ``grpc.health.v1.Health`` service when asked (``--enable_grpc_healthcheck_service``).
+the standard ``grpc.health.v1.Health`` service when asked (``--enable_grpc_healthcheck_service``)
+and any other services as generic handlers (the profiler's, ``profiler_service.py``), on a TCP
+port, a Unix socket (``--grpc_socket_path``) or both.
 
 Servicers keep the proto's service and method names. Every ``ServingStatusError`` becomes a gRPC
 status with the same code and TF Serving's (truncated) text; anything unexpected becomes INTERNAL
@@ -11,7 +13,7 @@ from __future__ import annotations
 import functools
 import logging
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from concurrent import futures
 from typing import Any
 
@@ -21,6 +23,7 @@ from tensorflow_serving.apis import model_service_pb2_grpc, prediction_service_p
 
 from ..core.status import Code, ServingStatusError, truncate_message
 from . import service_impls
+from .grpc_channel_arguments import ChannelArgument, merged_options
 from .monitoring import METRICS
 from .server_core import ServerCore
 
@@ -28,6 +31,15 @@ log = logging.getLogger(__name__)
 
 MAX_MESSAGE_BYTES = 2**31 - 1
 """Like ``tensorflow_model_server``, accept messages of any size (gRPC's default is 4 MB)."""
+
+MAX_PENDING_REQUESTS = 16_384
+"""How many calls gRPC's core may hold that have arrived but that the server has not taken up
+yet (``grpc.server.max_pending_requests`` and its hard limit; the core's defaults are 1,000 and
+3,000). grpcio's Python server takes calls up one by one on a thread that competes for the
+interpreter lock with the requests it runs; past the default limits the core ended some of
+them CANCELLED: 10-28 of 1,500 concurrent calls on fresh connections, from a native client
+(h2load), against a bare grpcio server whose handler holds the lock for 1 ms, and against this
+server. With these limits: none of 9,000 (tests/reliability/test_grpc_streams.py)."""
 
 
 def _rpc(
@@ -101,21 +113,36 @@ def health_servicer() -> health.HealthServicer:
 
 def create_server(
     core: ServerCore,
-    address: str,
+    address: str | None,
     max_workers: int = 16,
     *,
+    socket_path: str = "",
     health: health.HealthServicer | None = None,
+    channel_arguments: Sequence[ChannelArgument] = (),
+    handlers: Sequence[grpc.GenericRpcHandler] = (),
 ) -> tuple[grpc.Server, int]:
-    """A started gRPC server bound to ``address`` (``host:port``; port 0 picks a free one),
-    serving ``health`` too if given. Returns the server and the bound port. Stop it with
-    ``server.stop(grace)``."""
-    server = grpc.server(
-        futures.ThreadPoolExecutor(max_workers, thread_name_prefix="grpc"),
-        options=[
+    """A started gRPC server serving ``PredictionService`` and ``ModelService`` (and ``health``
+    and ``handlers`` if given), as upstream's ``Server::BuildAndStart`` builds it.
+
+    It listens on ``address`` (``host:port``; port 0 picks a free one; ``None``: no TCP port)
+    and, if ``socket_path`` is given, on that Unix socket too (clients dial ``unix:PATH``; a stale
+    socket file there is replaced). ``channel_arguments`` (``--grpc_channel_arguments``) are
+    applied after the server's own options and override them. Returns the server and the bound
+    TCP port (0 without one). Raises :class:`GrpcBindError` when an address cannot be bound.
+    Stop it with ``server.stop(grace)``; the socket file goes with it.
+    """
+    options = merged_options(
+        [
             ("grpc.max_send_message_length", MAX_MESSAGE_BYTES),
             ("grpc.max_receive_message_length", MAX_MESSAGE_BYTES),
             ("grpc.so_reuseport", 0),
+            ("grpc.server.max_pending_requests", MAX_PENDING_REQUESTS),
+            ("grpc.server.max_pending_requests_hard_limit", MAX_PENDING_REQUESTS),
         ],
+        list(channel_arguments),
+    )
+    server = grpc.server(
+        futures.ThreadPoolExecutor(max_workers, thread_name_prefix="grpc"), options=options
     )
     prediction_service_pb2_grpc.add_PredictionServiceServicer_to_server(
         PredictionServiceServicer(core), server
@@ -123,8 +150,31 @@ def create_server(
     model_service_pb2_grpc.add_ModelServiceServicer_to_server(ModelServiceServicer(core), server)
     if health is not None:
         health_pb2_grpc.add_HealthServicer_to_server(health, server)
-    port = server.add_insecure_port(address)
-    if port == 0:
-        raise OSError(f"Could not bind the gRPC server to {address}")
+    if handlers:
+        server.add_generic_rpc_handlers(tuple(handlers))
+    port = 0
+    if address is not None:
+        port = _add_port(server, address)
+    if socket_path:
+        _add_port(server, f"unix:{socket_path}")
     server.start()
     return server, port
+
+
+class GrpcBindError(OSError):
+    """The gRPC server cannot listen on an address (in use, or a socket path that cannot be
+    created); ``address`` names it."""
+
+    def __init__(self, address: str) -> None:
+        super().__init__(f"Could not bind the gRPC server to {address}")
+        self.address = address
+
+
+def _add_port(server: grpc.Server, address: str) -> int:
+    try:
+        port = server.add_insecure_port(address)
+    except RuntimeError:  # grpcio raises for an address it cannot bind
+        port = 0
+    if port == 0:
+        raise GrpcBindError(address)
+    return port
