@@ -18,8 +18,14 @@ What :func:`export_model` guarantees about ``<base_path>/<version>/``:
       export_model(model, "models/iris", signatures={
           "classification": ClassifySignature(["setosa", "versicolor", "virginica"])})
 - **Atomicity.** Everything is written into a sibling directory whose name is not an integer
-  (``.tmp-export-<version>-<random>``, invisible to a polling server), checked, and only then
-  renamed into place. A server never sees a half-written version.
+  (``.tmp-export-<version>-<writer>-<random>``, invisible to a polling server), checked, and
+  only then renamed into place. A server never sees a half-written version. An export that was
+  killed leaves its directory behind; the next export into the base path removes those whose
+  writer process (named by pid and start time in ``<writer>``) is gone — never one a live
+  export is writing, nor one of another host or user.
+- **Readable by other users.** Directories and files are created as the umask says (0755 and
+  0644 under the usual 022), so a server running as another user (``docker --user``, a service
+  account) can read them.
 - **Checked.** Before the rename the version is loaded back with the embedded server's own
   loader (``serve`` meta graph, ``tf.saved_model.load``): its ``SignatureDef`` must have the
   expected input and output names, every warmup request must run through the signature (a
@@ -42,7 +48,6 @@ import html
 import os
 import secrets
 import shutil
-import tempfile
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -52,6 +57,7 @@ import numpy as np
 
 from .core.servable_id import parse_version_number
 from .errors import ExportError
+from .processes import owned_temp_dir, remove_abandoned
 from .servables.signature import (
     CLASSIFY_METHOD_NAME,
     DEFAULT_SERVING_SIGNATURE_DEF_KEY,
@@ -293,7 +299,8 @@ def export_model(
     Raises :class:`ExportError` naming the problem and the fix: not a Keras model, a model never
     called, ``base_path`` a file, a bad or already existing ``version``, unusable warmup examples,
     unusable ``signatures``, or a SavedModel that does not read back as expected. On error
-    nothing under ``base_path`` changes (except that ``base_path`` itself may have been created).
+    nothing under ``base_path`` changes (except that ``base_path`` itself may have been created,
+    and temporary directories that killed exports left there removed).
     """
     keras_model = _check_model(model)
     number = _check_version(version)
@@ -317,7 +324,9 @@ def export_model(
             f"{next_free}."
         )
 
-    staged = Path(tempfile.mkdtemp(prefix=f"{_TEMP_PREFIX}{number}-", dir=base))
+    remove_abandoned(base, _TEMP_PREFIX)
+    staged = owned_temp_dir(f"{_TEMP_PREFIX}{number}-", dir=base)
+    staged.chmod(0o777 & ~_umask())  # mkdtemp makes it 0700; the version must be readable
     try:
         _write_saved_model(keras_model, input_signature, staged, signature_name, example_signatures)
         servable = _load(staged, [signature_name, *example_signatures])
@@ -406,6 +415,21 @@ def _version_dirs(base: Path) -> dict[int, list[Path]]:
         if version is not None and child.is_dir():
             versions.setdefault(version, []).append(child)
     return versions
+
+
+def _umask() -> int:
+    """This process's umask, read without changing it where Linux tells it (``os.umask`` sets
+    it, for a moment, for every thread)."""
+    try:
+        with open("/proc/self/status") as f:
+            for line in f:
+                if line.startswith("Umask:"):
+                    return int(line.split()[1], 8)
+    except (OSError, ValueError, IndexError):
+        pass
+    mask = os.umask(0o022)
+    os.umask(mask)
+    return mask
 
 
 def _describe_model(model: Any) -> str:

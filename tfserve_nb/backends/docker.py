@@ -48,6 +48,7 @@ from docker.utils import parse_repository_tag
 
 from ..config import ModelConfig, validate
 from ..errors import BackendUnavailableError, ConfigError, ServerStartError
+from ..processes import process_alive, process_start_token
 from .base import Backend, ServerProcess
 from .local import (
     CONFIG_FILE_NAME,
@@ -106,42 +107,10 @@ def docker_host(base_url: str | None = None) -> str:
 # --- owners and stale containers -------------------------------------------------------------
 
 
-def _proc_stat(pid: int) -> list[str] | None:
-    """Fields 3.. of ``/proc/<pid>/stat`` (state first), or ``None`` if there is no such process."""
-    try:
-        text = Path(f"/proc/{pid}/stat").read_text()
-    except OSError:
-        return None
-    return text.rsplit(")", 1)[1].split()
-
-
-def process_start_token(pid: int) -> str:
-    """The start time of process ``pid`` (ticks since boot) where ``/proc`` tells it, else ``""``.
-
-    Together with the pid it identifies a process across pid reuse.
-    """
-    fields = _proc_stat(pid)
-    return fields[19] if fields else ""
-
-
 def owner_alive(pid: int, start_token: str) -> bool:
-    """Whether the process that labelled a container is still running.
-
-    With ``/proc``: the pid exists, is not a zombie and (if ``start_token`` is set) started at that
-    time. Elsewhere: the pid exists.
-    """
-    if Path("/proc/self/stat").exists():
-        fields = _proc_stat(pid)
-        if fields is None or fields[0] in ("Z", "X"):
-            return False
-        return not start_token or fields[19] == start_token
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
+    """Whether the process that labelled a container is still running (see
+    :func:`~tfserve_nb.processes.process_alive`: pid and start time, a zombie counts as gone)."""
+    return process_alive(pid, start_token)
 
 
 def owner_labels() -> dict[str, str]:

@@ -1,9 +1,12 @@
 """The embedded backend: this package's model server in a child process.
 
 The child runs ``python -m tfserve_nb.model_server`` with a generated config file, on free
-loopback ports it reports through ``--port_file``. It is tied to its parent: its standard input
-is a pipe from us and it exits when that closes, so a kernel restart, a crash or ``kill -9`` of
-the notebook never leaves an orphan server behind.
+loopback ports it reports through ``--port_file``. It is tied to its parent: it exits when this
+process is gone (``--parent_pid``: at once on Linux, within half a second elsewhere) and when
+its standard input, a pipe from us, closes — so a kernel restart, a crash or ``kill -9`` of the
+notebook never leaves an orphan server behind, even when the notebook forked children
+(``multiprocessing`` workers) that keep the pipe open. Its work folder goes with ``stop``; one
+that a killed notebook left behind goes with the next ``start``.
 """
 
 from __future__ import annotations
@@ -16,7 +19,6 @@ import shutil
 import signal
 import subprocess
 import sys
-import tempfile
 import threading
 import time
 from collections.abc import Sequence
@@ -25,6 +27,7 @@ from ..config import ModelConfig, render_config_file
 from ..errors import BackendUnavailableError, ServerStartError
 from .base import Backend, ServerProcess
 from .progress import StartupProgress
+from .workdir import make_work_dir
 
 LOG_TAIL_LINES = 40
 
@@ -52,6 +55,7 @@ class EmbeddedProcess(ServerProcess):
         self._rest_port = rest_port
         self._lock = threading.Lock()
         self._final_logs: str | None = None
+        self._owner_pid = os.getpid()
         atexit.register(self.stop)
 
     @property
@@ -76,6 +80,8 @@ class EmbeddedProcess(ServerProcess):
             return tail(_read(os.path.join(self._workdir, "server.log")), tail_lines)
 
     def stop(self, grace: float = 5.0) -> None:
+        if os.getpid() != self._owner_pid:
+            return  # a forked child (its exit runs atexit): the server is the parent's
         with self._lock:
             if self._final_logs is not None:
                 return
@@ -130,7 +136,7 @@ class EmbeddedBackend(Backend):
         startup_timeout: float = 120.0,
     ) -> EmbeddedProcess:
         self.check_available()
-        workdir = tempfile.mkdtemp(prefix="tfserve-nb-")
+        workdir = str(make_work_dir())
         config_path = os.path.join(workdir, "models.config")
         with open(config_path, "w") as f:
             f.write(render_config_file(models))
@@ -143,6 +149,7 @@ class EmbeddedBackend(Backend):
             "--ephemeral_ports",
             f"--port_file={port_file}",
             "--exit_on_stdin_eof",
+            f"--parent_pid={os.getpid()}",
             f"--bind_address={self.bind_address}",
             *extra_args,
         ]

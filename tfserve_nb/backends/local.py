@@ -12,14 +12,15 @@ from __future__ import annotations
 import atexit
 import contextlib
 import ctypes
+import functools
 import json
+import os
 import re
 import shutil
 import signal
 import socket
 import subprocess
 import sys
-import tempfile
 import threading
 import time
 import urllib.error
@@ -35,6 +36,7 @@ from ..core.version_policy import Latest
 from ..errors import BackendUnavailableError, ConfigError, ServerStartError
 from .base import Backend, ServerProcess
 from .progress import StartupProgress
+from .workdir import make_work_dir
 
 MANAGED_FLAGS = frozenset(
     {"port", "rest_api_port", "model_name", "model_base_path", "model_config_file"}
@@ -248,12 +250,44 @@ def _die_with_parent() -> Callable[[], None] | None:
     """A ``preexec_fn`` making the child get SIGKILL when its parent dies (Linux), else ``None``.
 
     PR_SET_PDEATHSIG fires when the *thread* that started the child exits, so start servers from a
-    long-lived thread (a notebook's main thread is).
+    long-lived thread (a notebook's main thread is). A parent that died between the fork and the
+    ``prctl`` is caught by checking the child's parent pid after it: the child exits at once.
     """
     if not sys.platform.startswith("linux"):
         return None
-    prctl = ctypes.CDLL(None, use_errno=True).prctl
-    return lambda: prctl(_PR_SET_PDEATHSIG, signal.SIGKILL)
+    prctl = ctypes.CDLL(None, use_errno=True).prctl  # loaded before the fork, called after it
+    parent = os.getpid()
+
+    def tie() -> None:
+        prctl(_PR_SET_PDEATHSIG, signal.SIGKILL)
+        if os.getppid() != parent:
+            os._exit(1)
+
+    return tie
+
+
+@functools.lru_cache(maxsize=16)
+def _is_tfserve_nb_server(binary: str, mtime_ns: int) -> bool:
+    """Whether ``binary`` is this package's model server (``tfserve-nb model-server``, or a
+    wrapper that runs it), which takes the ``--parent_pid`` extra; upstream's binary refuses
+    unknown flags. Asks ``binary --version`` (once per binary and modification time)."""
+    try:
+        done = subprocess.run(
+            [binary, "--version"], capture_output=True, text=True, timeout=60, check=False
+        )
+    except (OSError, subprocess.TimeoutExpired):
+        return False
+    return (done.stdout + done.stderr).startswith("tfserve-nb ")
+
+
+def parent_tie_args(binary: str) -> list[str]:
+    """``["--parent_pid=<this pid>"]`` if ``binary`` is this package's model server (so it exits
+    when this process is gone, on every system, even if this process forked), else ``[]``."""
+    try:
+        mtime_ns = os.stat(binary).st_mtime_ns
+    except OSError:
+        return []
+    return [f"--parent_pid={os.getpid()}"] if _is_tfserve_nb_server(binary, mtime_ns) else []
 
 
 class LocalServerProcess(ServerProcess):
@@ -282,6 +316,7 @@ class LocalServerProcess(ServerProcess):
         self._log_path = workdir / "server.log"
         self._final_logs: str | None = None
         self._lock = threading.Lock()
+        self._owner_pid = os.getpid()
         atexit.register(self.stop)
 
     @property
@@ -310,6 +345,8 @@ class LocalServerProcess(ServerProcess):
         return tail_lines(text, tail)
 
     def stop(self, grace: float = 5.0) -> None:
+        if os.getpid() != self._owner_pid:
+            return  # a forked child (its exit runs atexit): the server is the parent's
         with self._lock:
             if self._final_logs is not None:
                 return
@@ -333,7 +370,8 @@ class LocalBinaryBackend(Backend):
 
     ``binary`` is a name looked up on PATH or a path. ``grpc_port``/``rest_port`` fix the ports;
     unset, free ones are chosen. The child gets SIGKILL when this process dies (Linux) and is
-    stopped at interpreter exit everywhere.
+    stopped at interpreter exit everywhere; a binary that is this package's model server also
+    gets ``--parent_pid`` (it then exits when this process is gone, on any system).
     """
 
     name = "local"
@@ -378,7 +416,7 @@ class LocalBinaryBackend(Backend):
         check_managed_flags(extra_args)
         check_model_dirs(models)
         grpc_port, rest_port = self._ports()
-        workdir = Path(tempfile.mkdtemp(prefix="tfserve-nb-local-"))
+        workdir = make_work_dir("local-")
         if needs_config_file(models):
             model_args = [f"--model_config_file={write_config_file(models, workdir)}"]
         else:
@@ -387,7 +425,7 @@ class LocalBinaryBackend(Backend):
                 f"--model_base_path={models[0].base_path}",
             ]
         command = [binary, f"--port={grpc_port}", f"--rest_api_port={rest_port}", *model_args]
-        command += extra_args
+        command += [*parent_tie_args(binary), *extra_args]
         with open(workdir / "server.log", "wb") as log:
             popen = subprocess.Popen(
                 command,

@@ -64,6 +64,12 @@ class ServableStateMonitor:
                 self._cond.wait(remaining)
             return True
 
+    def wake_waiters(self) -> None:
+        """Evaluate every waiting :meth:`wait_until` predicate again now, for a predicate that
+        also reads something outside the monitor which just changed (a shutdown flag)."""
+        with self._cond:
+            self._cond.notify_all()
+
     def latest_settled_since(self, name: str, since: int) -> ServableState | None:
         """The state of the highest known version of ``name`` if it became AVAILABLE or END
         after sequence number ``since``, else ``None`` (``ServableRequest::Latest`` waiting).

@@ -13,6 +13,13 @@ Unknown flags are an error. Flags of ours, documented as extras:
   there (atomically), so a parent learns the bound ports.
 - ``--exit_on_stdin_eof``: exit when standard input closes, so a server started by a notebook
   kernel dies with it, however the kernel ends.
+- ``--parent_pid=PID``: exit when process PID is gone — also when it forked children that
+  keep an inherited standard input open. On Linux its death signals us at once (when PID is
+  our parent); everywhere its pid is polled every half second. The backends pass it.
+
+SIGTERM and SIGINT stop the server in every state within a few seconds (see
+:mod:`~tfserve_nb.model_server.shutdown`): at once during start-up (which may wait for a first
+version), gracefully once it serves.
 """
 
 from __future__ import annotations
@@ -22,9 +29,7 @@ import gc
 import json
 import logging
 import os
-import signal
 import sys
-import threading
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -33,16 +38,15 @@ from .. import __version__
 from ..config import ModelConfig, parse_config_file
 from ..core.status import Code, ServingStatusError
 from ..errors import ConfigError
+from .grpc_channel_arguments import ChannelArgumentsError, parse_grpc_channel_arguments
+from .shutdown import Shutdown
 
 log = logging.getLogger("tfserve_nb.model_server")
 
 UNSUPPORTED_FLAGS = (
-    "grpc_socket_path",
     "use_alts_credentials",
     "ssl_config_file",
     "platform_config_file",
-    "prefer_tflite_model",
-    "enable_profiler",
     "thread_pool_factory_config_file",
     "mixed_precision",
     "skip_initialize_tpu",
@@ -61,6 +65,14 @@ def _bool(text: str) -> bool:
     raise argparse.ArgumentTypeError(f"expected true or false, got {text!r}")
 
 
+def schedulable_cpus() -> int:
+    """The CPUs this process may run on (upstream's ``port::NumSchedulableCPUs``)."""
+    try:
+        return len(os.sched_getaffinity(0))
+    except AttributeError:  # not on Linux
+        return os.cpu_count() or 1
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="tensorflow_model_server (tfserve-nb embedded)",
@@ -77,6 +89,7 @@ def build_parser() -> argparse.ArgumentParser:
             parser.add_argument(f"--{name}", type=type_, default=default, help=help_)
 
     flag("port", int, 8500, "gRPC port; 0 disables gRPC over TCP")
+    flag("grpc_socket_path", str, "", "also serve gRPC on this UNIX socket (clients: unix:PATH)")
     flag("rest_api_port", int, 0, "REST port; 0 disables REST; must differ from --port")
     flag("rest_api_num_threads", int, 0, "threads running REST inference (0 = 4 per core)")
     flag("rest_api_timeout_in_ms", int, 30000, "REST deadline; past it the answer is 504")
@@ -103,7 +116,12 @@ def build_parser() -> argparse.ArgumentParser:
     flag("tensorflow_intra_op_parallelism", int, 0, "intra-op threads (0 = auto)")
     flag("tensorflow_inter_op_parallelism", int, 0, "inter-op threads (0 = auto)")
     flag("saved_model_tags", str, "serve", "comma-separated tag set of the MetaGraph to load")
-    flag("grpc_channel_arguments", str, "", "accepted; not applied")
+    flag(
+        "grpc_channel_arguments",
+        str,
+        "",
+        "comma-separated gRPC server channel arguments, e.g. grpc.max_connection_age_ms=2000",
+    )
     flag("grpc_max_threads", int, 0, "gRPC worker threads (0 = 4 per core, at least 16)")
     flag("enable_model_warmup", bool, True, "replay assets.extra/tf_serving_warmup_requests")
     flag("num_request_iterations_for_warmup", int, 1, "times each warmup record is replayed")
@@ -122,13 +140,25 @@ def build_parser() -> argparse.ArgumentParser:
     )
     flag("enable_grpc_healthcheck_service", bool, False, "serve grpc.health.v1.Health")
     flag("enable_serialization_as_tensor_content", bool, False, "predict outputs as tensor_content")
+    flag("enable_profiler", bool, True, "serve tensorflow.ProfilerService on the gRPC port")
+    flag(
+        "prefer_tflite_model",
+        bool,
+        False,
+        "serve a version's model.tflite with TF Lite instead of its saved_model.pb, if it has one",
+    )
+    flag("num_tflite_pools", int, schedulable_cpus(), "TF Lite interpreters per version")
+    flag(
+        "num_tflite_interpreters_per_pool",
+        int,
+        1,
+        "accepted; upstream batches inside a TF Lite version when > 1, we do not",
+    )
     # Accepted, as a CPU build of tensorflow_model_server accepts them, with nothing to do here:
     flag("per_process_gpu_memory_fraction", float, 0.0, "accepted; no GPU is used")
     flag("xla_cpu_compilation_enabled", bool, False, "accepted; XLA:CPU JIT is always on in TF")
     flag("xla_gpu_compilation_enabled", bool, False, "accepted; no GPU is used")
     flag("remove_unused_fields_from_bundle_metagraph", bool, True, "accepted; memory only")
-    flag("num_tflite_pools", int, 0, "accepted; TF Lite models are not served")
-    flag("num_tflite_interpreters_per_pool", int, 1, "accepted; TF Lite models are not served")
     for name in UNSUPPORTED_FLAGS:
         parser.add_argument(f"--{name}", default=None, help=argparse.SUPPRESS)
     parser.add_argument("--version", action="version", version=f"tfserve-nb {__version__}")
@@ -155,6 +185,12 @@ def build_parser() -> argparse.ArgumentParser:
         default=False,
         help="exit when standard input closes",
     )
+    extras.add_argument(
+        "--parent_pid",
+        type=int,
+        default=0,
+        help="exit when the process with this pid is gone (0: no such tie)",
+    )
     return parser
 
 
@@ -167,14 +203,15 @@ class StartupError(Exception):
 
 def check_flags(flags: argparse.Namespace) -> None:
     """Upstream's start-up checks, with its texts and in its order. (A REST port equal to the
-    gRPC port is not one of them: upstream logs an error and serves gRPC only.)"""
+    gRPC port is not one of them: upstream logs an error and serves gRPC only.) Then ours: a
+    ``--grpc_channel_arguments`` item that is not ``key=value`` (upstream reads past its end)."""
     for name in UNSUPPORTED_FLAGS:
         if getattr(flags, name) is not None:
             raise StartupError(
                 f"--{name} is a tensorflow_model_server flag the embedded server does not "
                 "support; remove it, or use the docker backend (the real tensorflow/serving)"
             )
-    if flags.port == 0 and not flags.ephemeral_ports:
+    if flags.port == 0 and not flags.ephemeral_ports and not flags.grpc_socket_path:
         raise StartupError(
             "At least one of server_options.grpc_port or server_options.grpc_socket_path must "
             "be set."
@@ -199,6 +236,10 @@ def check_flags(flags: argparse.Namespace) -> None:
             "server_options.tensorflow_inter_op_parallelism) separately. You cannot configure "
             "all."
         )
+    try:
+        parse_grpc_channel_arguments(flags.grpc_channel_arguments)
+    except ChannelArgumentsError as exc:
+        raise StartupError(str(exc)) from None
 
 
 def read_model_configs(flags: argparse.Namespace) -> list[ModelConfig]:
@@ -284,7 +325,8 @@ def _startup_failure(code: str, message: str) -> int:
 
 
 def run(argv: Sequence[str] | None = None) -> int:
-    """Run the server until SIGTERM/SIGINT (or stdin EOF with ``--exit_on_stdin_eof``)."""
+    """Run the server until SIGTERM/SIGINT (or stdin EOF with ``--exit_on_stdin_eof``, the
+    parent gone with ``--parent_pid``)."""
     flags = build_parser().parse_args(argv)
     _configure_logging()
     try:
@@ -296,45 +338,36 @@ def run(argv: Sequence[str] | None = None) -> int:
         return _startup_failure("INVALID_ARGUMENT", str(exc))
     except ServingStatusError as exc:
         return _startup_failure(exc.code.name, exc.message)
+    # Armed before the heavy imports and the models load: a signal or a parent that dies while
+    # we wait for AVAILABLE (a slow load, a base path with no version yet) must end us.
+    shutdown = Shutdown()
+    shutdown.install_signal_handlers()
+    if flags.parent_pid:
+        shutdown.watch_parent(flags.parent_pid)
+    if flags.exit_on_stdin_eof:
+        shutdown.watch_stdin()
+    from .grpc_services import GrpcBindError
     from .server import Server
 
-    done = threading.Event()
-    started = threading.Event()
-    if flags.exit_on_stdin_eof:
-        # Armed before the models load: a parent that dies while we wait for AVAILABLE (a slow
-        # load, a base path with no version yet) must not leave us behind.
-        threading.Thread(target=_wait_for_eof, args=(done, started), daemon=True).start()
     configure_tensorflow_threads(flags)
     tune_garbage_collector()
     try:
         server = Server.build_and_start(flags, configs)
     except ServingStatusError as exc:
         return _startup_failure(exc.code.name, exc.message)
+    except GrpcBindError as exc:
+        log.error("%s", exc)
+        return _startup_failure("INVALID_ARGUMENT", "Failed to BuildAndStart gRPC server")
     except OSError as exc:
         return _startup_failure("UNAVAILABLE", str(exc))
+    shutdown.started()  # the ports are open: from now on a stop is graceful (closes them)
     if flags.port_file:
         _write_port_file(flags.port_file, server.grpc_port, server.rest_port)
 
-    started.set()
-    for sig in (signal.SIGTERM, signal.SIGINT):
-        signal.signal(sig, lambda *_: done.set())
-    done.wait()
+    shutdown.wait()
     log.info("Shutting down the model server")
-    server.stop()
+    shutdown.stop_within_deadline(server.stop)
     return 0
-
-
-def _wait_for_eof(done: threading.Event, started: threading.Event) -> None:
-    """Read stdin to its end, then stop the server: gracefully once it has started (``done``),
-    at once while it is still starting (the start-up holds the main thread)."""
-    try:
-        while sys.stdin.buffer.read(4096):
-            pass
-    finally:
-        done.set()
-        if not started.is_set():
-            log.info("stdin closed during start-up: exiting")
-            os._exit(1)
 
 
 if __name__ == "__main__":

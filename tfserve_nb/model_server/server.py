@@ -7,8 +7,10 @@ models first and only then opens the ports, so a client that can connect can pre
 from __future__ import annotations
 
 import argparse
+import contextlib
 import logging
 import os
+import stat
 import threading
 from collections.abc import Sequence
 
@@ -19,7 +21,9 @@ from ..config import ModelConfig, parse_config_file
 from ..core.status import ServingStatusError
 from ..errors import ConfigError
 from . import grpc_services, http_server, monitoring
+from .grpc_channel_arguments import parse_grpc_channel_arguments
 from .http_rest_api_handler import HttpRestApiHandler
+from .profiler_service import ProfilerServiceProxy
 from .server_core import LoaderFactory, ServerCore, ServerCoreOptions
 
 log = logging.getLogger("tfserve_nb.model_server")
@@ -46,6 +50,8 @@ def core_options(flags: argparse.Namespace) -> ServerCoreOptions:
         num_request_iterations_for_warmup=max(flags.num_request_iterations_for_warmup, 1),
         enable_signature_method_name_check=flags.enable_signature_method_name_check,
         enable_serialization_as_tensor_content=flags.enable_serialization_as_tensor_content,
+        prefer_tflite_model=flags.prefer_tflite_model,
+        num_tflite_interpreters=max(flags.num_tflite_pools, 1),
     )
 
 
@@ -58,8 +64,26 @@ def request_threads() -> int:
     return max(16, 4 * (os.cpu_count() or 1))
 
 
+def _socket_identity(path: str) -> tuple[int, int] | None:
+    """``(device, inode)`` of the Unix socket at ``path``; ``None`` if there is none."""
+    try:
+        found = os.lstat(path)
+    except FileNotFoundError:
+        return None
+    return (found.st_dev, found.st_ino) if stat.S_ISSOCK(found.st_mode) else None
+
+
+def _remove_socket(path: str, identity: tuple[int, int] | None) -> None:
+    """Remove the Unix socket at ``path`` if it is still the one we bound (gRPC removes it as it
+    stops; a socket another server has bound there since, or any other file, is left alone)."""
+    if identity is not None and _socket_identity(path) == identity:
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(path)
+
+
 class Server:
-    """A running embedded model server. ``stop`` is idempotent."""
+    """A running embedded model server: gRPC on a TCP port, a Unix socket or both, and REST.
+    ``stop`` is idempotent and removes the socket file."""
 
     def __init__(self, core: ServerCore) -> None:
         self.core = core
@@ -69,6 +93,9 @@ class Server:
         self._health: HealthServicer | None = None
         self._rest: http_server.RestServer | None = None
         self._rest_api: HttpRestApiHandler | None = None
+        self._profiler: ProfilerServiceProxy | None = None
+        self._socket_path = ""
+        self._socket_identity: tuple[int, int] | None = None
         self._stop = threading.Event()
 
     @classmethod
@@ -98,15 +125,33 @@ class Server:
 
     def _start_front_ends(self, flags: argparse.Namespace) -> None:
         host = flags.bind_address
-        if flags.port or flags.ephemeral_ports:
-            port = 0 if flags.ephemeral_ports else flags.port
+        tcp = bool(flags.port or flags.ephemeral_ports)
+        if tcp or flags.grpc_socket_path:
+            address = f"{host}:{0 if flags.ephemeral_ports else flags.port}" if tcp else None
             workers = flags.grpc_max_threads or request_threads()
             if flags.enable_grpc_healthcheck_service:
                 self._health = grpc_services.health_servicer()
+            handlers = []
+            if flags.enable_profiler:
+                self._profiler = ProfilerServiceProxy()
+                handlers.append(self._profiler)
             self._grpc, self.grpc_port = grpc_services.create_server(
-                self.core, f"{host}:{port}", workers, health=self._health
+                self.core,
+                address,
+                workers,
+                socket_path=flags.grpc_socket_path,
+                health=self._health,
+                channel_arguments=parse_grpc_channel_arguments(flags.grpc_channel_arguments),
+                handlers=handlers,
             )
-            log.info("Running gRPC ModelServer at %s:%d ...", host, self.grpc_port)
+            self._socket_path = flags.grpc_socket_path
+            self._socket_identity = _socket_identity(flags.grpc_socket_path)
+            if self._profiler is not None:
+                log.info("Profiler service is enabled")
+            if tcp:
+                log.info("Running gRPC ModelServer at %s:%d ...", host, self.grpc_port)
+            if flags.grpc_socket_path:
+                log.info("Running gRPC ModelServer at UNIX socket %s ...", flags.grpc_socket_path)
         if flags.rest_api_port and flags.rest_api_port == flags.port and not flags.ephemeral_ports:
             log.error(
                 "server_options.http_port cannot be same as grpc_port. Please use a different "
@@ -147,7 +192,10 @@ class Server:
                     log.error("PollFilesystemAndReloadConfig failed to ReloadConfig: %s", exc)
 
     def stop(self, grace: float = 2.0) -> None:
+        """Stop serving: requests in flight get ``grace`` seconds, reloads still waiting for
+        a model to become available give up at once (UNAVAILABLE), then everything unloads."""
         self._stop.set()
+        self.core.cancel_waits()  # else a blocked reload holds its gRPC thread (and exit) up
         if self._rest is not None:
             self._rest.shutdown()
             self._rest.server_close()
@@ -160,4 +208,10 @@ class Server:
                 self._health.enter_graceful_shutdown()  # NOT_SERVING while draining
             self._grpc.stop(grace).wait()  # type: ignore[attr-defined]
             self._grpc = None
+        if self._profiler is not None:
+            self._profiler.close()
+            self._profiler = None
+        if self._socket_path:
+            _remove_socket(self._socket_path, self._socket_identity)
+            self._socket_path = ""
         self.core.stop()

@@ -10,7 +10,9 @@ left out are unloaded), platform changes are rejected, then labels are checked *
 versions load (a label may only point at an AVAILABLE version;
 ``allow_version_labels_for_unavailable_models`` exempts labels that are new or unchanged), and
 the call returns once newly added models have their latest version AVAILABLE (or raises if it
-failed to load). Every model must name the ``tensorflow`` platform, the only one served.
+failed to load, and UNAVAILABLE if the server shuts down first: a base path with no version
+yet must not hold a shutdown up). Every model must name the ``tensorflow`` platform, the only
+one served.
 """
 
 from __future__ import annotations
@@ -36,8 +38,9 @@ from ..core.servable_state_monitor import ServableStateMonitor
 from ..core.source import SourceAdapter
 from ..core.status import Code, ServingStatusError, failed_precondition, invalid_argument, not_found
 from ..errors import ConfigError
-from ..servables.saved_model import BatchingOptions, SavedModelLoader, SavedModelServable
+from ..servables.saved_model import BatchingOptions, SavedModelLoader
 from ..servables.saved_model_warmup import run_saved_model_warmup
+from ..servables.tflite_model import TfLiteModelLoader, tflite_model_found
 from ..sources.file_system_storage_path_source import FileSystemStoragePathSource, ServableToMonitor
 from . import predict_util
 from .monitoring import METRICS
@@ -76,6 +79,12 @@ class ServerCoreOptions:
     enable_serialization_as_tensor_content: bool = False
     """gRPC ``Predict`` answers numeric outputs in ``tensor_content`` bytes instead of the typed
     fields (``--enable_serialization_as_tensor_content``; upstream's kAsProtoContent)."""
+    prefer_tflite_model: bool = False
+    """A version directory holding ``model.tflite`` is served with TF Lite instead of its
+    SavedModel (``--prefer_tflite_model``; not batched). Default loaders only."""
+    num_tflite_interpreters: int = 1
+    """TF Lite interpreters per TF Lite version: requests it runs at once
+    (``--num_tflite_pools``)."""
 
 
 LoaderFactory = Callable[[ServableId, str], Loader]
@@ -127,6 +136,7 @@ class ServerCore:
         self._config: dict[str, ModelConfig] = {}
         self._labels: dict[str, dict[str, int]] = {}
         self._started = False
+        self._stopping = threading.Event()
 
     @classmethod
     def create(
@@ -216,7 +226,19 @@ class ServerCore:
                     settled[name] = state
             return settled.keys() == models
 
-        self.monitor.wait_until(all_settled, timeout=None)
+        # In slices: a start-up waits here on the main thread, which runs signal handlers only
+        # between waits where the signal went to another thread (not Linux).
+        while not self.monitor.wait_until(
+            lambda: all_settled() or self._stopping.is_set(), timeout=1.0
+        ):
+            pass
+        if settled.keys() != models:
+            waiting = ", ".join(sorted(models - settled.keys()))
+            raise ServingStatusError(
+                Code.UNAVAILABLE,
+                f"The model server is shutting down; stopped waiting for {waiting} to become "
+                "available",
+            )
         failed = sorted(  # by id, as upstream's std::map lists them
             (s for s in settled.values() if s.state is not ManagerState.AVAILABLE),
             key=lambda s: s.id,
@@ -231,15 +253,18 @@ class ServerCore:
 
     def _saved_model_loader(self, servable_id: ServableId, path: str) -> Loader:
         """The default loader of a version: its SavedModel, batched and warmed up as the
-        options say."""
+        options say; with ``prefer_tflite_model``, its ``model.tflite`` if it has one (warmed
+        up, not batched)."""
         warmup = (
             functools.partial(self._warmup, servable_id.version, path)
             if self.options.enable_model_warmup
             else None
         )
+        if self.options.prefer_tflite_model and tflite_model_found(path):
+            return TfLiteModelLoader(path, self.options.num_tflite_interpreters, warmup)
         return SavedModelLoader(path, self.options.saved_model_tags, self._batching, warmup)
 
-    def _warmup(self, version: int, path: str, servable: SavedModelServable) -> None:
+    def _warmup(self, version: int, path: str, servable: Any) -> None:
         """Replay the warmup requests of version ``version`` at ``path`` on ``servable``
         (upstream's ``RunSavedModelWarmup``); raises what fails the load."""
         from . import service_impls  # imports TensorFlow's protos; importing the core does not
@@ -271,7 +296,8 @@ class ServerCore:
         return version
 
     def servable(self, name: str, version: int | None = None, label: str | None = None) -> Any:
-        """A context manager yielding ``(version, SavedModelServable)``; see
+        """A context manager yielding ``(version, servable)`` (a SavedModel or TF Lite
+        servable); see
         :meth:`AspiredVersionsManager.servable_handle`."""
         return self.manager.servable_handle(name, self.resolve_version(name, version, label))
 
@@ -307,8 +333,17 @@ class ServerCore:
             return [states[version]]
         return [states[v] for v in sorted(states, reverse=True)]
 
+    def cancel_waits(self) -> None:
+        """The server is shutting down: every reload waiting for its models to become
+        AVAILABLE (the start-up, ``HandleReloadConfigRequest``, a config-file poll) stops
+        waiting and raises UNAVAILABLE, now and from now on. Idempotent."""
+        self._stopping.set()
+        self.monitor.wake_waiters()
+
     def stop(self) -> None:
-        """Stop polling, unload everything and stop the batch threads."""
+        """Stop waiting (:meth:`cancel_waits`) and polling, unload everything and stop the
+        batch threads."""
+        self.cancel_waits()
         self._source.stop()
         self.manager.stop()
         if self._batch_scheduler is not None:
