@@ -130,3 +130,61 @@ def test_inputs_named_like_dataframe_columns(tmp_path: Path) -> None:
         np.testing.assert_allclose(output, [[60.0], [60.0]])
     finally:
         servable.close()
+
+
+def test_a_vocabulary_file_asset_is_read_from_the_saved_model(tmp_path: Path) -> None:
+    """A TF 2 export whose lookup table is initialised from a file: the session loader feeds
+    the asset's copy inside the SavedModel (the original is gone by then)."""
+    vocabulary = tmp_path / "vocab.txt"
+    vocabulary.write_text("a\nb\nc\n")
+
+    class Lookup(tf.Module):
+        def __init__(self) -> None:
+            index = tf.lookup.TextFileIndex
+            self.table = tf.lookup.StaticHashTable(
+                tf.lookup.TextFileInitializer(
+                    str(vocabulary), tf.string, index.WHOLE_LINE, tf.int64, index.LINE_NUMBER
+                ),
+                -1,
+            )
+
+        @tf.function(input_signature=[tf.TensorSpec([None], tf.string)])
+        def ids(self, words: tf.Tensor) -> dict[str, tf.Tensor]:
+            return {"ids": self.table.lookup(words)}
+
+    module = Lookup()
+    tf.saved_model.save(module, str(tmp_path / "1"), signatures={"serving_default": module.ids})
+    vocabulary.unlink()
+    servable = SavedModelServable(str(tmp_path / "1"))
+    try:
+        words = np.array([b"b", b"z", b"a"], dtype=object)
+        outputs = run_predict(1, servable, {"words": words}, "serving_default").outputs
+        assert outputs["ids"].tolist() == [1, -1, 0]
+    finally:
+        servable.close()
+
+
+def test_keras_preprocessing_layers_answer_as_the_model_does(tmp_path: Path) -> None:
+    """StringLookup, Embedding and Normalization in one Keras 3 model with string and float
+    inputs: the served answers equal the model's own."""
+    color = keras.Input((1,), dtype="string", name="color")
+    ids = keras.layers.StringLookup(vocabulary=["red", "green", "blue"])(color)
+    embedded = keras.layers.Flatten()(keras.layers.Embedding(5, 2)(ids))
+    numbers = keras.Input((3,), name="numbers")
+    scaled = keras.layers.Normalization(mean=[1.0, 2.0, 3.0], variance=[1.0, 4.0, 9.0])(numbers)
+    out = keras.layers.Dense(1)(keras.layers.Concatenate()([embedded, scaled]))
+    model = keras.Model({"color": color, "numbers": numbers}, out)
+    model.export(str(tmp_path / "1"), verbose=False)
+    servable = SavedModelServable(str(tmp_path / "1"))
+    try:
+        colors = np.array([[b"green"], [b"unknown"]], dtype=object)
+        x = np.array([[1.0, 2.0, 3.0], [0.0, 4.0, 9.0]], np.float32)
+        (served,) = run_predict(
+            1, servable, {"color": colors, "numbers": x}, "serving_default"
+        ).outputs.values()
+        expected = model(
+            {"color": tf.constant([["green"], ["unknown"]]), "numbers": tf.constant(x)}
+        )
+        np.testing.assert_allclose(served, np.asarray(expected), rtol=1e-6)
+    finally:
+        servable.close()
