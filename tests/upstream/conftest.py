@@ -126,6 +126,11 @@ class UpstreamTestdata:
         )
 
     @cached_property
+    def tf_text_regression(self) -> Path:
+        """``test_tf_text``'s model (version directory ``01``, as TF Text's script writes)."""
+        return self._model("tf_text_regression", upstream_models.tf_text_regression, "01")
+
+    @cached_property
     def good_model_config_template(self) -> Path:
         """``_GetGoodModelConfigTemplate``."""
         return self._file("good_model_config.txt", GOOD_MODEL_CONFIG_TEMPLATE)

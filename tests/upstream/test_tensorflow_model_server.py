@@ -675,25 +675,12 @@ def test_profiler_service_with_valid_trace_request(
         print(f"REST answers while tracing: {answers}")
 
 
-TF_TEXT_MISSING = (
-    "tensorflow-text is not installed: 2.21.1, matching tensorflow 2.21, is on the package "
-    "index but is not a test dependency in pyproject.toml. Upstream links TF Text's ops into "
-    "tensorflow_model_server; tf_text_regression cannot be generated, nor loaded, without them."
-)
-
-
-def test_tf_text(model_servers: ModelServers, tmp_path: Path) -> None:
+def test_tf_text(model_servers: ModelServers, testdata: Any) -> None:
     """``test_tf_text``: ``tf_text_regression`` (one op of each TF Text family as control
-    dependencies of ``y = x + 1``) answers 3 for x = 2, version 1 (directory ``01``)."""
-    text = pytest.importorskip("tensorflow_text", reason=TF_TEXT_MISSING)
-    sentencepiece_model = Path(text.__file__).parent / upstream_models.TF_TEXT_SENTENCEPIECE_MODEL
-    if not sentencepiece_model.exists():
-        pytest.skip(
-            f"tf_text_regression needs TF Text's SentencePiece test model, which the installed "
-            f"tensorflow-text does not ship: {sentencepiece_model}"
-        )
-    model_path = tmp_path / "tf_text_regression"
-    upstream_models.tf_text_regression(model_path / "01")
+    dependencies of ``y = x + 1``) answers 3 for x = 2, version 1 (directory ``01``). As
+    upstream's server has TF Text's ops linked in, ours registers them (``tensorflow-text``, a
+    test dependency) when the version's graph needs them."""
+    model_path = testdata.tf_text_regression
     address = model_servers.run_server("default", model_path).grpc_address
     verify_predict_request(
         address, expected_output=3.0, expected_version=model_version(model_path), rpc_timeout=600

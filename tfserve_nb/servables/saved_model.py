@@ -36,6 +36,7 @@ from ..batching.batching_parameters import BatchingParameters, read_batching_par
 from ..batching.metrics import BatchingMetrics
 from ..core.loader import Loader
 from ..core.status import Code, ServingStatusError, invalid_argument
+from .custom_ops import ops_registered_for
 from .signature import NUMPY_DTYPES, Signature, TensorSpec, dtype_name_of, dtype_string
 
 
@@ -240,7 +241,7 @@ class SavedModelServable:
         self.signatures = signatures_from_meta_graph(self.meta_graph)
         self._session = tf.compat.v1.Session(graph=tf.Graph(), config=session_config)
         try:
-            with self._session.graph.as_default():
+            with self._session.graph.as_default(), ops_registered_for(self.meta_graph):
                 loader_impl.SavedModelLoader(path).load(self._session, list(tags))
         except BaseException:
             self._session.close()
