@@ -19,4 +19,8 @@ triggered reload) under 64 clients and the failed requests during them, and resi
 with one and two versions against a bare process that loads the same SavedModel
 (:mod:`bench.run`). :mod:`bench.report` judges the results against issue 6's targets.
 All traffic stays on 127.0.0.1; every loop is bounded by a duration.
+
+Separately, ``.venv/bin/python -m bench.resources`` measures what one 50 MB numeric REST body
+costs the server in resident memory and the other clients in latency, with the REST codec's
+path for large numeric arrays and without it (:mod:`bench.resources`).
 """
