@@ -349,6 +349,17 @@ def test_warmup_requests_read_back_as_prediction_logs(tmp_path: Path) -> None:
         np.testing.assert_array_equal(values, batch)
 
 
+def test_warmup_examples_for_inputs_named_like_data_frame_columns(tmp_path: Path) -> None:
+    """Inputs ``petal-width``, ``f.x`` and ``2nd`` (no Python identifiers): the examples are
+    checked and replayed through the exported signature by its keys, and written under them."""
+    example = {name: np.full((2, 1), 1.0, np.float32) for name in models.COLUMN_NAMES}
+
+    exported = export_model(models.column_names(), tmp_path / "cols", warmup_examples=example)
+
+    (log,) = read_warmup(exported.path)
+    assert sorted(log.predict_log.request.inputs) == sorted(models.COLUMN_NAMES)
+
+
 def test_warmup_dict_for_several_inputs(tmp_path: Path) -> None:
     example = {"a": np.ones((2, 2), np.float32), "b": np.zeros((2, 3), np.float32)}
 
