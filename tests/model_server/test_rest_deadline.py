@@ -3,6 +3,7 @@ the test lets it finish: what happens to the run, its servable handle and the th
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import json
 import threading
@@ -120,3 +121,68 @@ def test_without_a_deadline_the_model_runs_on_the_request_thread():
         assert core.handles == 0
     finally:
         handler.close()
+
+
+# --- process_async: the HTTP server's entry (the whole request on one pool thread) ------------
+
+
+def predict_async(handler: HttpRestApiHandler, requests: int = 1) -> list[tuple[int, dict]]:
+    """``requests`` concurrent predicts through :meth:`process_async` on a fresh event loop."""
+
+    async def all_of_them() -> list[tuple[int, dict]]:
+        replies = await asyncio.gather(
+            *(
+                handler.process_async("POST", "/v1/models/m:predict", {}, BODY)
+                for _ in range(requests)
+            )
+        )
+        return [(reply.status, json.loads(reply.body)) for reply in replies]
+
+    return asyncio.run(all_of_them())
+
+
+def test_async_a_run_past_the_deadline_answers_504_and_keeps_its_handle_until_it_ends():
+    handler, core, servable = make(50, 2)
+    try:
+        assert predict_async(handler) == [(504, {"error": "Timed out waiting for notification"})]
+        assert core.handles == 1  # the run goes on: its version must not be unloaded
+        servable.release.set()
+        wait_until(lambda: core.handles == 0, "the timed-out run to release its handle")
+        assert predict_async(handler) == [(200, {"predictions": [[1.0]]})]
+        assert all(name.startswith("rest-inference") for name in servable.threads)
+    finally:
+        servable.release.set()
+        handler.close()
+
+
+def test_async_requests_queued_behind_a_full_pool_are_dropped_and_threads_stay_bounded():
+    handler, core, servable = make(50, 1)
+    try:
+        replies = predict_async(handler, 5)
+        assert [status for status, _ in replies] == [504] * 5
+        assert servable.threads == ["rest-inference_0"]  # the queued ones never ran
+        assert core.handles == 1  # ... and took no handle
+        names = [t.name for t in threading.enumerate() if t.name.startswith("rest-inference")]
+        assert names == ["rest-inference_0"]
+    finally:
+        servable.release.set()
+        handler.close()
+    wait_until(lambda: core.handles == 0, "the running request to finish")
+
+
+def test_async_answers_in_time_are_the_models_and_without_a_deadline_too():
+    for timeout_in_ms in (30000, 0):
+        handler, core, servable = make(timeout_in_ms, 2)
+        servable.release.set()
+        try:
+            assert predict_async(handler, 3) == [(200, {"predictions": [[1.0]]})] * 3
+            assert all(name.startswith("rest-inference") for name in servable.threads)
+            assert core.handles == 0
+        finally:
+            handler.close()
+
+
+def test_async_after_close_answers_unavailable():
+    handler, _, _ = make(50, 1)
+    handler.close()
+    assert predict_async(handler) == [(503, {"error": "The server is shutting down"})]

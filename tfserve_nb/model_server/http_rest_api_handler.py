@@ -16,20 +16,29 @@ model, which answers DEADLINE_EXCEEDED ``Timed out waiting for notification`` (5
 model runs on a bounded pool of inference threads (``--rest_api_num_threads``, default four per
 CPU) and the request thread waits at most the deadline; a timed-out run cannot be cancelled
 inside TensorFlow, so it finishes on its pool thread, holding its servable version, and its
-result is dropped. No thread is created per request.
+result is dropped. No thread is created per request. :meth:`HttpRestApiHandler.process_async`
+(the HTTP server's entry) keeps that contract with one hand-off instead of two: the whole
+request runs on a pool thread, the model inline, and the event loop answers 504 at the
+deadline, which counts the wait for a pool thread and the model run, not JSON decoding.
+
+Compressed bodies (``Content-Encoding: gzip`` or ``deflate``) are inflated at most to
+:data:`MAX_DECOMPRESSED_BYTES` (upstream's ``ZLib::kMaxUncompressedBytes``, 100 MB); a body that
+would inflate further is, as upstream, read as empty (``JSON Parse error: The document is
+empty``) without inflating the rest.
 """
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
-import gzip
 import logging
 import os
 import re
+import threading
 import time
 import zlib
 from collections.abc import Callable, Mapping
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any, Protocol, TypeVar
 from urllib.parse import unquote
@@ -68,6 +77,9 @@ _APIS = ("classify", "regress", "predict")
 _INT64_MAX = 2**63 - 1
 DEADLINE_EXCEEDED_MESSAGE = "Timed out waiting for notification"
 """What TensorFlow's session says when a run outlives ``RunOptions.timeout_in_ms``."""
+SHUTTING_DOWN_MESSAGE = "The server is shutting down"
+MAX_DECOMPRESSED_BYTES = 100 * 1024 * 1024
+"""Upstream's cap on an inflated request body (``ZLib::kMaxUncompressedBytes``)."""
 JSON_HEADERS = (("Content-Type", "application/json"),)
 CORS_HEADERS = (
     ("Access-Control-Allow-Origin", "*"),
@@ -92,6 +104,34 @@ class RestResponse:
     method: str = ""
     code: Code = Code.OK
     version: int | None = None
+
+
+class _InlineRun:
+    """One request of :meth:`HttpRestApiHandler.process_async`: what its pool thread and the
+    event loop waiting for it share, under :attr:`lock`. ``state`` goes ``queued`` (not on a
+    thread yet) -> ``running`` -> ``done`` (the thread's answer stands) or ``expired`` (the
+    loop answered 504; the thread's answer is dropped)."""
+
+    __slots__ = (
+        "lock",
+        "model_started",
+        "on_model_start",
+        "picked",
+        "response",
+        "start",
+        "state",
+        "submitted",
+    )
+
+    def __init__(self) -> None:
+        self.lock = threading.Lock()
+        self.state = "queued"
+        self.submitted = time.monotonic()
+        self.start = time.perf_counter()
+        self.picked = 0.0
+        self.model_started: float | None = None
+        self.on_model_start: Callable[[], None] | None = None
+        self.response: RestResponse | None = None
 
 
 def _proto_json(message: Any) -> str:
@@ -132,6 +172,7 @@ class HttpRestApiHandler:
         self._inference = ThreadPoolExecutor(
             num_threads or 4 * (os.cpu_count() or 1), thread_name_prefix="rest-inference"
         )
+        self._local = threading.local()  # .run: the _InlineRun a pool thread is running
 
     def close(self) -> None:
         """Stop the inference pool (runs in progress finish; queued ones are dropped)."""
@@ -145,7 +186,14 @@ class HttpRestApiHandler:
         that has not started is dropped; one that has keeps ``handle`` until it ends, so its
         version is not unloaded under it.
         """
-        if self.timeout is None:
+        run: _InlineRun | None = getattr(self._local, "run", None)
+        if run is not None:  # process_async: already on a pool thread, the loop keeps time
+            with run.lock:
+                run.model_started = time.monotonic()
+                notify, run.on_model_start = run.on_model_start, None
+            if notify is not None:
+                notify()
+        if self.timeout is None or run is not None:
             with handle:
                 return work()
 
@@ -157,13 +205,111 @@ class HttpRestApiHandler:
             future = self._inference.submit(job)
         except RuntimeError:  # the pool is shut down: the server is stopping
             handle.close()
-            raise ServingStatusError(Code.UNAVAILABLE, "The server is shutting down") from None
+            raise ServingStatusError(Code.UNAVAILABLE, SHUTTING_DOWN_MESSAGE) from None
         try:
             return future.result(timeout=self.timeout)
         except TimeoutError:
             if future.cancel():
                 handle.close()
             raise ServingStatusError(Code.DEADLINE_EXCEEDED, DEADLINE_EXCEEDED_MESSAGE) from None
+
+    async def process_async(
+        self, method: str, path: str, headers: Headers, body: bytes
+    ) -> RestResponse:
+        """:meth:`process` for an event loop: the same answers, the whole request on one pool
+        thread with its model inline. With a deadline, the loop answers 504 when the time
+        waiting for a thread plus the model run exceeds it (a request still waiting is
+        dropped unrun; a model run goes on, holding its version, and its answer is dropped)."""
+        loop = asyncio.get_running_loop()
+        run = _InlineRun()
+        answer: asyncio.Future[RestResponse] = loop.create_future()
+        try:
+            future = self._inference.submit(self._process_inline, run, method, path, headers, body)
+        except RuntimeError:  # the pool is shut down: the server is stopping
+            return self._error_response(run, Code.UNAVAILABLE, SHUTTING_DOWN_MESSAGE)
+
+        def settle(done: Future[RestResponse]) -> None:
+            if answer.done():
+                return
+            if done.cancelled():  # dropped by close() (a deadline answers before cancelling)
+                answer.set_result(
+                    self._error_response(run, Code.UNAVAILABLE, SHUTTING_DOWN_MESSAGE)
+                )
+            else:
+                answer.set_result(done.result())  # process never raises
+
+        future.add_done_callback(lambda done: _call_soon(loop, settle, done))
+        if self.timeout is None:
+            return await answer
+        timeout = self.timeout
+        timers: list[asyncio.TimerHandle] = []
+
+        def check() -> None:
+            """At the deadline: drop a queued request, wait for one still decoding, re-arm for
+            one whose decoding pushed its deadline back, answer 504 for the rest."""
+            if answer.done():
+                return
+            with run.lock:
+                if run.state == "queued" and future.cancel():
+                    run.state = "expired"
+                elif run.state == "done":
+                    return  # its answer is on the way
+                elif run.model_started is None:  # decoding: time it from the model's start
+                    run.on_model_start = lambda: _call_soon(loop, check)
+                    return
+                else:
+                    deadline = run.model_started + timeout - (run.picked - run.submitted)
+                    if time.monotonic() < deadline:
+                        timers.append(loop.call_at(deadline, check))
+                        return
+                    run.state = "expired"
+            answer.set_result(
+                self._error_response(run, Code.DEADLINE_EXCEEDED, DEADLINE_EXCEEDED_MESSAGE)
+            )
+
+        timers.append(loop.call_at(run.submitted + timeout, check))
+        try:
+            return await answer
+        finally:
+            for timer in timers:
+                timer.cancel()
+
+    def _process_inline(
+        self, run: _InlineRun, method: str, path: str, headers: Headers, body: bytes
+    ) -> RestResponse:
+        """A pool thread's part of :meth:`process_async`."""
+        with run.lock:
+            run.state = "running"
+            run.picked = time.monotonic()
+        self._local.run = run
+        try:
+            return self.process(method, path, headers, body)
+        finally:
+            self._local.run = None
+
+    def _error_response(self, run: _InlineRun, code: Code, message: str) -> RestResponse:
+        """The answer :meth:`process` gives when a request fails with ``code``, recorded as
+        it records one; for the loop to answer in the pool thread's place."""
+        known = run.response
+        response = RestResponse(
+            HTTP_STATUS[code],
+            json_tensor.encode_error(message),
+            list(JSON_HEADERS),
+            model_name=known.model_name if known else "",
+            method=known.method if known else "",
+            code=code,
+        )
+        if self.enable_cors:
+            response.headers.extend(CORS_HEADERS)
+        METRICS.record_request(
+            response.model_name,
+            response.method,
+            "REST",
+            code,
+            (time.perf_counter() - run.start) * 1e6,
+            None,
+        )
+        return response
 
     def process(self, method: str, path: str, headers: Headers, body: bytes) -> RestResponse:
         """Handle one request; never raises."""
@@ -183,6 +329,9 @@ class HttpRestApiHandler:
                 log.debug("Origin header is missing in CORS preflight")
         else:
             response = RestResponse(200, b"", list(JSON_HEADERS))
+            run: _InlineRun | None = getattr(self._local, "run", None)
+            if run is not None:
+                run.response = response  # its model name and API, should the loop answer
             try:
                 response.body = self._dispatch(method, path, headers, body, response)
             except ServingStatusError as exc:
@@ -195,6 +344,12 @@ class HttpRestApiHandler:
         response.status = HTTP_STATUS[response.code]
         if self.enable_cors:
             response.headers.extend(CORS_HEADERS)
+        inline: _InlineRun | None = getattr(self._local, "run", None)
+        if inline is not None:
+            with inline.lock:
+                if inline.state == "expired":
+                    return response  # the loop answered 504 and recorded it
+                inline.state = "done"
         METRICS.record_request(
             response.model_name,
             response.method,
@@ -347,13 +502,40 @@ def _fill_model_spec(model_spec: Any, name: str, version: int | None, label: str
 
 
 def _decompress(body: bytes, encoding: str) -> bytes:
-    """Request bodies may be gzip- or deflate-compressed (``Content-Encoding``)."""
+    """Request bodies may be gzip- or deflate-compressed (``Content-Encoding``). Inflated at
+    most to :data:`MAX_DECOMPRESSED_BYTES`: past it the body reads as empty, as upstream's
+    ``ReadRequestGzipBytes`` does, and the rest is never inflated."""
     encoding = encoding.strip().lower()
+    if encoding not in ("gzip", "deflate"):
+        return body
+    wbits = zlib.MAX_WBITS | 16 if encoding == "gzip" else zlib.MAX_WBITS
+    parts: list[bytes] = []
+    size = 0
+    data = body
     try:
-        if encoding == "gzip":
-            return gzip.decompress(body)
-        if encoding == "deflate":
-            return zlib.decompress(body)
-    except (OSError, zlib.error) as exc:
+        while data:  # a gzip body may hold several members, one after another
+            inflater = zlib.decompressobj(wbits)
+            part = inflater.decompress(data, MAX_DECOMPRESSED_BYTES - size + 1)
+            size += len(part)
+            if size > MAX_DECOMPRESSED_BYTES or inflater.unconsumed_tail:
+                log.error(
+                    "Failed to uncompress the %s request body: more than %d bytes inflated",
+                    encoding,
+                    MAX_DECOMPRESSED_BYTES,
+                )
+                return b""
+            if not inflater.eof:
+                raise zlib.error("the compressed data ends early")
+            parts.append(part)
+            data = inflater.unused_data if encoding == "gzip" else b""
+            if not data.strip(b"\0"):  # padding after the last member, as gzip.decompress
+                break
+    except zlib.error as exc:
         raise invalid_argument(f"Failed to decompress {encoding} request body: {exc}") from None
-    return body
+    return b"".join(parts)
+
+
+def _call_soon(loop: asyncio.AbstractEventLoop, callback: Callable[..., Any], *args: Any) -> None:
+    """``loop.call_soon_threadsafe``, quiet if the loop has closed (the server stopped)."""
+    with contextlib.suppress(RuntimeError):
+        loop.call_soon_threadsafe(callback, *args)

@@ -9,6 +9,9 @@ Unknown flags are an error. Flags of ours, documented as extras:
   all interfaces; notebooks run on laptops and shared hosts, so we do not unless told to.
 - ``--ephemeral_ports``: bind gRPC and REST to free ports chosen by the OS (ignoring ``--port``
   and ``--rest_api_port``), for tests and notebooks that run several servers.
+- ``--rest_api_max_request_body_bytes=N`` (default 1 GiB; 0 or less: no cap): a REST request
+  body longer than N bytes is answered 413 ``{"error": ...}`` before it is read (upstream has no
+  cap; this one bounds memory, ten times upstream's 100 MB cap on a decompressed body).
 - ``--port_file=PATH``: once both front-ends listen, write ``{"grpc_port": P, "rest_port": Q}``
   there (atomically), so a parent learns the bound ports.
 - ``--exit_on_stdin_eof``: exit when standard input closes, so a server started by a notebook
@@ -167,6 +170,12 @@ def build_parser() -> argparse.ArgumentParser:
         "--bind_address",
         default="127.0.0.1",
         help="interface both ports bind to (default 127.0.0.1)",
+    )
+    extras.add_argument(
+        "--rest_api_max_request_body_bytes",
+        type=int,
+        default=1 << 30,
+        help="REST bodies longer than this are answered 413 (default 1 GiB; 0: no cap)",
     )
     extras.add_argument(
         "--ephemeral_ports",

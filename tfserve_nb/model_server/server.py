@@ -171,7 +171,12 @@ class Server:
                 timeout_in_ms=flags.rest_api_timeout_in_ms,
                 num_threads=flags.rest_api_num_threads,
             )
-            self._rest, self.rest_port = http_server.create_server(self._rest_api, host, port)
+            self._rest, self.rest_port = http_server.create_server(
+                self._rest_api,
+                host,
+                port,
+                max_request_body_bytes=flags.rest_api_max_request_body_bytes,
+            )
             log.info("Exporting HTTP/REST API at:%s:%d ...", host, self.rest_port)
 
     def _poll_config_file(self, path: str, wait_seconds: int) -> None:
