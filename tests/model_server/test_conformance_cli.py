@@ -114,7 +114,7 @@ DEFAULTS = {
     "saved_model_tags": "serve",
     "grpc_socket_path": "",
     "grpc_channel_arguments": "",
-    "enable_profiler": True,
+    "enable_profiler": False,
     "prefer_tflite_model": False,
     "num_tflite_interpreters_per_pool": 1,
 }

@@ -186,12 +186,16 @@ def test_a_socket_path_that_cannot_be_bound_fails_start_up_as_upstream(
 
 def test_profiler_service_traces_the_server(tmp_path, half_plus_two_base):
     """Upstream's ``test_profiler_service_with_valid_trace_request``: ``profiler_client.trace``
-    on the gRPC port, with the profiler on by default, while predicts run; the trace lands in
-    the client's logdir, as TensorBoard's profile plugin reads it."""
+    on the gRPC port, with ``--enable_profiler`` (ours is off unless asked), while predicts
+    run; the trace lands in the client's logdir, as TensorBoard's profile plugin reads it."""
     from tensorflow.python.profiler import profiler_client
 
     server = ServerProcess(
-        tmp_path, f"--model_base_path={half_plus_two_base}", "--model_name=hp2", "--ephemeral_ports"
+        tmp_path,
+        f"--model_base_path={half_plus_two_base}",
+        "--model_name=hp2",
+        "--ephemeral_ports",
+        "--enable_profiler",
     )
     stop = threading.Event()
 

@@ -646,10 +646,14 @@ def test_profiler_service_with_valid_trace_request(
     """``test_profiler_service_with_valid_trace_request``: TensorFlow's profiler client traces
     the server for 1 s through its gRPC port (10 attempts) while REST predicts arrive, one a
     second for 3 s (upstream sends them with ``wget`` from a shell loop; we use plain HTTP from
-    a thread). As upstream, it passes when ``trace`` returns; the answers are printed only."""
+    a thread). As upstream, it passes when ``trace`` returns; the answers are printed only.
+    The one flag added to upstream's: ``--enable_profiler``, on by default upstream, off unless
+    asked here (TensorFlow's profiler server listens on all interfaces)."""
     from tensorflow.python.profiler import profiler_client
 
-    server = model_servers.run_server("default", testdata.saved_model_half_plus_two_cpu)
+    server = model_servers.run_server(
+        "default", testdata.saved_model_half_plus_two_cpu, enable_profiler=True
+    )
     url = f"http://{server.rest_address}/v1/models/default:predict"
     answers: list[str] = []
     stop = threading.Event()

@@ -89,8 +89,11 @@ class ModelServers:
         batching_parameters_file: Path | None = None,
         grpc_channel_arguments: str = "",
         model_config_file_poll_period: int | None = None,
+        enable_profiler: bool = False,
     ) -> list[str]:
-        """The flags upstream's ``RunServer`` passes (in its order)."""
+        """The flags upstream's ``RunServer`` passes (in its order). ``enable_profiler`` adds
+        ``--enable_profiler``, which upstream's server has on by default and ours only when
+        asked (its backend listens on all interfaces)."""
         command = [
             f"--port={grpc_port}",
             f"--rest_api_port={rest_api_port}",
@@ -116,6 +119,8 @@ class ModelServers:
             ]
         channel_arguments = [a for a in (grpc_channel_arguments, "grpc.so_reuseaddr=1") if a]
         command.append(f"--grpc_channel_arguments={','.join(channel_arguments)}")
+        if enable_profiler:
+            command.append("--enable_profiler")
         return command
 
     def _socket_path(self) -> Path:

@@ -143,7 +143,13 @@ def build_parser() -> argparse.ArgumentParser:
     )
     flag("enable_grpc_healthcheck_service", bool, False, "serve grpc.health.v1.Health")
     flag("enable_serialization_as_tensor_content", bool, False, "predict outputs as tensor_content")
-    flag("enable_profiler", bool, True, "serve tensorflow.ProfilerService on the gRPC port")
+    flag(
+        "enable_profiler",
+        bool,
+        False,
+        "serve tensorflow.ProfilerService on the gRPC port (its backend listens on all "
+        "interfaces, so off unless asked; upstream: on)",
+    )
     flag(
         "prefer_tflite_model",
         bool,

@@ -1,6 +1,7 @@
-"""``tensorflow.ProfilerService`` on the gRPC port (``--enable_profiler``, on by default as
-upstream), so ``tf.profiler.experimental.client.trace('grpc://HOST:PORT', logdir, ms)`` and
-TensorBoard's "capture profile" trace the server.
+"""``tensorflow.ProfilerService`` on the gRPC port (``--enable_profiler``: off unless asked,
+where upstream has it on, because of the all-interfaces port below), so
+``tf.profiler.experimental.client.trace('grpc://HOST:PORT', logdir, ms)`` and TensorBoard's
+"capture profile" trace the server.
 
 Upstream registers TensorFlow's own ``ProfilerServiceImpl`` on its gRPC server. TensorFlow's
 Python does not offer that service as a servicer, but it can start it on a port of its own
@@ -10,7 +11,7 @@ with its deadline, metadata and cancellation, to TensorFlow's profiler server ov
 ``127.0.0.1``, and answers with its bytes, codes and texts: the service, its messages and its
 behaviour are TensorFlow's, whatever its version.
 
-TensorFlow's profiler server listens on all interfaces (``[::]:port``) and cannot be told
+TensorFlow's profiler server listens on all interfaces (``[::]``, any address) and cannot be told
 otherwise. To keep the server's own ports the only ones it opens until asked, the profiler server
 starts on the first ProfilerService call (on a free port picked then), and stays up until the
 process exits (TensorFlow has no way to stop it). Thread-safe.
@@ -34,14 +35,14 @@ _UNLIMITED = [("grpc.max_send_message_length", -1), ("grpc.max_receive_message_l
 
 
 def _free_port() -> int:
-    """A TCP port free on every interface now (TensorFlow binds ``[::]:port``)."""
+    """A TCP port free on every interface now (TensorFlow binds it on ``[::]``)."""
     try:
         probe = socket.socket(socket.AF_INET6, socket.SOCK_STREAM)
         probe.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 0)
         address: tuple[Any, ...] = ("::", 0)
     except OSError:  # no IPv6 here
         probe = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-        address = ("0.0.0.0", 0)
+        address = ("", 0)  # every IPv4 interface, as TensorFlow will bind it
     with probe:
         probe.bind(address)
         return int(probe.getsockname()[1])
