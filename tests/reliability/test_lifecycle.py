@@ -26,7 +26,7 @@ from typing import Any
 
 import grpc
 import pytest
-from conformance_helpers import reload_request, write_config
+from conformance_helpers import reload_request, wait_until, write_config
 
 from tfserve_nb.backends.local import parent_tie_args
 from tfserve_nb.backends.workdir import WORK_DIR_PREFIX, make_work_dir
@@ -56,16 +56,6 @@ pytestmark = pytest.mark.skipif(sys.platform == "win32", reason="POSIX signals a
 
 
 # --- helpers -----------------------------------------------------------------------------------
-
-
-def wait_for(condition: Callable[[], Any], what: str, deadline: float = STARTUP) -> Any:
-    end = time.monotonic() + deadline
-    while True:
-        result = condition()
-        if result:
-            return result
-        assert time.monotonic() < end, f"timed out after {deadline:.0f} s waiting for {what}"
-        time.sleep(0.05)
 
 
 def kill_pid(pid: int) -> None:
@@ -104,10 +94,10 @@ class Server:
             assert self.popen.poll() is None, f"server exited early:\n{self.logs()}"
             return text in self.logs()
 
-        wait_for(logged, f"{text!r} in the server log")
+        wait_until(logged, f"{text!r} in the server log", STARTUP)
 
     def grpc_port(self) -> int:
-        wait_for(self.port_file.exists, "the server's port file")
+        wait_until(self.port_file.exists, "the server's port file", STARTUP)
         return int(json.loads(self.port_file.read_text())["grpc_port"])
 
     def time_to_exit(self, signum: int = signal.SIGTERM) -> float:
@@ -307,7 +297,7 @@ def start_notebook(base: Path, mode: str) -> tuple[subprocess.Popen[str], dict[s
 
 def seconds_until_gone(pid: int, token: str, bound: float) -> float:
     start = time.monotonic()
-    wait_for(lambda: not process_alive(pid, token), f"process {pid} to exit", bound)
+    wait_until(lambda: not process_alive(pid, token), f"process {pid} to exit", bound)
     return time.monotonic() - start
 
 
