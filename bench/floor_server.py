@@ -25,8 +25,8 @@ from tfserve_nb.core.loader import Loader
 from tfserve_nb.core.servable_id import ServableId
 from tfserve_nb.model_server import main as model_server_main
 from tfserve_nb.model_server.server import Server
-from tfserve_nb.servables.saved_model import read_meta_graph, signatures_from_meta_graph
-from tfserve_nb.servables.signature import Signature, TensorSpec
+from tfserve_nb.protocol.signature import Signature, TensorSpec, signatures_from_meta_graph
+from tfserve_nb.servables.saved_model import read_meta_graph
 
 
 class CannedServable:

@@ -7,8 +7,8 @@ from __future__ import annotations
 
 import sys
 
-from tfserve_nb.model_server import json_tensor
 from tfserve_nb.model_server.main import run
+from tfserve_nb.model_server.rest import json_tensor
 
 
 def main() -> int:

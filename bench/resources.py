@@ -172,7 +172,7 @@ def grpc_sender(port: int, model: str) -> tuple[Callable[[], None], Callable[[],
     import grpc
     from tensorflow_serving.apis import predict_pb2
 
-    from tfserve_nb.model_server import tensor_proto
+    from tfserve_nb.protocol import tensor_proto
 
     request = predict_pb2.PredictRequest()
     request.model_spec.name = model

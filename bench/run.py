@@ -199,7 +199,7 @@ class LoadGenerator:
 def grpc_target(spec: ModelSpec, port: int) -> Target:
     from tensorflow_serving.apis import predict_pb2
 
-    from tfserve_nb.model_server import tensor_proto
+    from tfserve_nb.protocol import tensor_proto
 
     request = predict_pb2.PredictRequest()
     request.model_spec.name = spec.name

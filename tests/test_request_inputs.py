@@ -10,8 +10,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from tfserve_nb.protocol.signature import Signature, TensorSpec
 from tfserve_nb.request_inputs import request_inputs
-from tfserve_nb.servables.signature import Signature, TensorSpec
 
 TABULAR = Signature(
     "serving_default",
@@ -118,7 +118,7 @@ def test_the_client_works_without_pandas():
         "sys.modules['pandas'] = None  # import pandas now raises ImportError\n"
         "import tfserve_nb.client, tfserve_nb.handle\n"
         "from tfserve_nb.request_inputs import request_inputs\n"
-        "from tfserve_nb.servables.signature import Signature, TensorSpec\n"
+        "from tfserve_nb.protocol.signature import Signature, TensorSpec\n"
         "s = Signature('s', 'p', {'x': TensorSpec('x', 'DT_FLOAT', (None, 1))})\n"
         "print(request_inputs({'x': [1.0]}, s, model_name='m')['x'].tolist())\n"
     )

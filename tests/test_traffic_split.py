@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 
 import tfserve_nb as tfs
-from tfserve_nb.traffic_split import TrafficSplit
+from tfserve_nb.traffic.split import TrafficSplit
 
 
 def counts(split: TrafficSplit, n: int) -> collections.Counter:

@@ -48,7 +48,7 @@ _LAZY = {
     "Latest": "tfserve_nb.core.version_policy",
     "All": "tfserve_nb.core.version_policy",
     "Specific": "tfserve_nb.core.version_policy",
-    "TrafficSplit": "tfserve_nb.traffic_split",
+    "TrafficSplit": "tfserve_nb.traffic.split",
     "dashboard": "tfserve_nb.widgets",
     "errors": "tfserve_nb.errors",
 }
@@ -60,7 +60,7 @@ if TYPE_CHECKING:
     from .core.version_policy import All, Latest, Specific
     from .export import ClassifySignature, ExportedModel, RegressSignature, export_model
     from .handle import ModelServer, serve
-    from .traffic_split import TrafficSplit
+    from .traffic.split import TrafficSplit
     from .widgets import dashboard
 
 

@@ -58,11 +58,14 @@ from tensorflow_serving.apis import (
 
 from .config import ModelConfig, to_server_config
 from .errors import ServerTimeoutError, ServingError
-from .model_server import tensor_proto
+from .protocol import tensor_proto
+from .protocol.signature import (
+    DEFAULT_SERVING_SIGNATURE_DEF_KEY,
+    Signature,
+    signatures_from_meta_graph,
+)
 from .request_inputs import request_inputs
-from .servables.saved_model import signatures_from_meta_graph
-from .servables.signature import DEFAULT_SERVING_SIGNATURE_DEF_KEY, Signature
-from .traffic_split import TrafficSplit
+from .traffic.split import TrafficSplit
 
 _Answer = TypeVar("_Answer")
 
@@ -298,7 +301,7 @@ class ServingClient:
         signature says: :mod:`tfserve_nb.request_inputs`). Returns outputs and the answering
         version.
 
-        ``split`` (a :class:`~tfserve_nb.traffic_split.TrafficSplit`, e.g.
+        ``split`` (a :class:`~tfserve_nb.traffic.split.TrafficSplit`, e.g.
         ``TrafficSplit({"stable": 90, "canary": 10})``) chooses this request's version or
         label in place of ``version``/``label``; successive calls with the same split are spread
         by its weights."""

@@ -58,7 +58,7 @@ import numpy as np
 from .core.servable_id import parse_version_number
 from .errors import ExportError
 from .processes import owned_temp_dir, remove_abandoned
-from .servables.signature import (
+from .protocol.signature import (
     CLASSIFY_METHOD_NAME,
     DEFAULT_SERVING_SIGNATURE_DEF_KEY,
     REGRESS_METHOD_NAME,

@@ -20,8 +20,8 @@ from .client import PredictResult, ServingClient, VersionStatus
 from .config import ModelConfig, validate
 from .core.version_policy import All, Latest, Specific, VersionPolicy
 from .errors import ConfigError, ServerTimeoutError, ServingError
-from .servables.signature import Signature
-from .traffic_split import TrafficSplit
+from .protocol.signature import Signature
+from .traffic.split import TrafficSplit
 
 PolicyLike = VersionPolicy | str | int | Iterable[int]
 

@@ -33,7 +33,7 @@ from typing import Any
 
 import numpy as np
 
-from .servables.signature import Signature, TensorSpec
+from .protocol.signature import Signature, TensorSpec
 
 __all__ = ["request_inputs"]
 

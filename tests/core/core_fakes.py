@@ -10,7 +10,7 @@ import numpy as np
 
 from tfserve_nb.core.loader import Loader
 from tfserve_nb.core.servable_id import ServableId
-from tfserve_nb.servables.signature import Signature, TensorSpec
+from tfserve_nb.protocol.signature import Signature, TensorSpec
 
 
 class FakeServable:

@@ -27,7 +27,7 @@ from test_server_process import ServerProcess
 
 from tfserve_nb.batching.batch_scheduler import QUEUE_FULL_MESSAGE
 from tfserve_nb.config import ModelConfig, render_config_file
-from tfserve_nb.model_server import tensor_proto
+from tfserve_nb.protocol import tensor_proto
 
 DEADLINE = 60.0
 MERGING = """

@@ -467,7 +467,7 @@ def test_health_service_and_tensor_content_serialization(tmp_path, half_plus_two
     from grpc_health.v1 import health_pb2, health_pb2_grpc
     from tensorflow_serving.apis import predict_pb2, prediction_service_pb2_grpc
 
-    from tfserve_nb.model_server import tensor_proto
+    from tfserve_nb.protocol import tensor_proto
 
     server = ServerProcess(
         tmp_path,

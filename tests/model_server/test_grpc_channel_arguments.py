@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import pytest
 
-from tfserve_nb.model_server.grpc_channel_arguments import (
+from tfserve_nb.model_server.grpc.channel_arguments import (
     ChannelArgumentsError,
     merged_options,
     parse_grpc_channel_arguments,

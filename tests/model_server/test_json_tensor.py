@@ -14,8 +14,8 @@ import numpy as np
 import pytest
 
 from tfserve_nb.core.status import Code, ServingStatusError
-from tfserve_nb.model_server import json_tensor
-from tfserve_nb.model_server.json_tensor import (
+from tfserve_nb.model_server.rest import json_tensor
+from tfserve_nb.model_server.rest.json_tensor import (
     COLUMNAR,
     ROW,
     decode_examples,
@@ -27,7 +27,7 @@ from tfserve_nb.model_server.json_tensor import (
     parse_json,
     signature_name,
 )
-from tfserve_nb.servables.signature import Signature, TensorSpec
+from tfserve_nb.protocol.signature import Signature, TensorSpec
 
 
 def make_signature(**dtypes: str) -> Signature:

@@ -18,8 +18,8 @@ from hypothesis import HealthCheck, assume, given, settings
 from hypothesis import strategies as st
 
 from tfserve_nb.core.status import ServingStatusError
-from tfserve_nb.model_server import json_tensor
-from tfserve_nb.servables.signature import Signature, TensorSpec
+from tfserve_nb.model_server.rest import json_tensor
+from tfserve_nb.protocol.signature import Signature, TensorSpec
 
 DTYPES = (
     "DT_FLOAT",

@@ -10,8 +10,8 @@ import numpy as np
 import pytest
 
 from tfserve_nb.core.status import Code, ServingStatusError
-from tfserve_nb.model_server.predict_util import run_predict
-from tfserve_nb.servables.signature import Signature, TensorSpec
+from tfserve_nb.protocol.signature import Signature, TensorSpec
+from tfserve_nb.servables.predict_util import run_predict
 
 
 class Servable:

@@ -12,7 +12,7 @@ from typing import Any
 import grpc
 import pytest
 
-from tfserve_nb.model_server.profiler_service import ProfilerServiceProxy
+from tfserve_nb.model_server.grpc.profiler_service import ProfilerServiceProxy
 
 
 class Backend(grpc.GenericRpcHandler):

@@ -12,9 +12,9 @@ from collections.abc import Iterator, Mapping, Sequence
 import numpy as np
 from conformance_helpers import wait_until
 
-from tfserve_nb.model_server.http_rest_api_handler import HttpRestApiHandler
+from tfserve_nb.model_server.rest.handler import HttpRestApiHandler
 from tfserve_nb.model_server.server_core import ServerCoreOptions
-from tfserve_nb.servables.signature import PREDICT_METHOD_NAME, Signature, TensorSpec
+from tfserve_nb.protocol.signature import PREDICT_METHOD_NAME, Signature, TensorSpec
 
 SIGNATURE = Signature(
     "serving_default",

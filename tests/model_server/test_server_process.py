@@ -156,7 +156,7 @@ def test_errors_keep_the_server_serving(half_plus_two_server):
     x = np.ones((1, 1), np.float32)
 
     def grpc_error(name="hp2", version=None, label=None, signature="", inputs=None):
-        from tfserve_nb.model_server import tensor_proto
+        from tfserve_nb.protocol import tensor_proto
 
         request = predict_pb2.PredictRequest()
         request.model_spec.name = name

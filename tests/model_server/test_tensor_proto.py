@@ -10,7 +10,7 @@ tf = pytest.importorskip("tensorflow")
 from tensorflow.core.framework import tensor_pb2, types_pb2  # noqa: E402
 
 from tfserve_nb.core.status import Code, ServingStatusError  # noqa: E402
-from tfserve_nb.model_server.tensor_proto import from_ndarray, to_ndarray  # noqa: E402
+from tfserve_nb.protocol.tensor_proto import from_ndarray, to_ndarray  # noqa: E402
 
 NUMERIC = [
     np.float32,

@@ -2,7 +2,7 @@
 
 An attack run saw 2-7 of 1,500 such calls end CANCELLED: gRPC's core ended calls its pending
 queue held past its default limits (see
-:data:`tfserve_nb.model_server.grpc_services.MAX_PENDING_REQUESTS`). The load comes from
+:data:`tfserve_nb.model_server.grpc.services.MAX_PENDING_REQUESTS`). The load comes from
 ``h2load`` (nghttp2, installed by ``scripts/install-system-deps``), a native client, so that
 the test's own Python gRPC state plays no part: 1,500 HTTP/2 connections, one gRPC-framed
 ``PredictRequest`` each, three rounds. Every stream must end in a whole ``PredictResponse``

@@ -18,7 +18,7 @@ from tensorflow.core.framework import tensor_pb2, tensor_shape_pb2, types_pb2
 from test_server_process import ServerProcess
 
 from tfserve_nb.core.status import Code, ServingStatusError
-from tfserve_nb.model_server.tensor_proto import to_ndarray
+from tfserve_nb.protocol.tensor_proto import to_ndarray
 
 DTYPES = {
     "DT_FLOAT": ("float_val", st.floats(width=32, allow_nan=False)),

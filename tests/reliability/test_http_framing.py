@@ -19,7 +19,8 @@ import pytest
 from conformance_helpers import assert_serving, half_plus_two_answer, rest_json, wait_until
 from test_server_process import ServerProcess
 
-from tfserve_nb.model_server import http_server, json_tensor, main
+from tfserve_nb.model_server import main
+from tfserve_nb.model_server.rest import http_server, json_tensor
 
 BODY_CAP = 4 * 1024 * 1024
 """``--rest_api_max_request_body_bytes`` of the module's server."""

@@ -13,8 +13,11 @@ from tensorflow.core.framework import types_pb2
 from tensorflow.core.protobuf import meta_graph_pb2
 
 from tfserve_nb.core.status import Code, ServingStatusError
-from tfserve_nb.servables.saved_model import signatures_from_meta_graph
-from tfserve_nb.servables.signature import CLASSIFY_METHOD_NAME, REGRESS_METHOD_NAME
+from tfserve_nb.protocol.signature import (
+    CLASSIFY_METHOD_NAME,
+    REGRESS_METHOD_NAME,
+    signatures_from_meta_graph,
+)
 
 
 def signature_def(

@@ -9,8 +9,8 @@ from servable_fakes import FakeServable, classify_signature, invalid, regress_si
 from tensorflow_serving.apis import inference_pb2
 
 from tfserve_nb.core.status import Code, ServingStatusError
+from tfserve_nb.protocol.signature import CLASSIFY_METHOD_NAME, REGRESS_METHOD_NAME
 from tfserve_nb.servables.multi_inference import run_multi_inference
-from tfserve_nb.servables.signature import CLASSIFY_METHOD_NAME, REGRESS_METHOD_NAME
 from tfserve_nb.servables.util import debug_string
 
 CLASSIFY, REGRESS = CLASSIFY_METHOD_NAME, REGRESS_METHOD_NAME

@@ -12,7 +12,7 @@ import pytest
 import tensorflow as tf
 
 from tfserve_nb.core.status import Code, ServingStatusError
-from tfserve_nb.model_server.predict_util import run_predict
+from tfserve_nb.servables.predict_util import run_predict
 from tfserve_nb.servables.saved_model import SavedModelServable
 from tfserve_nb.servables.util import run_on_examples
 

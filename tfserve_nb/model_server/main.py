@@ -41,7 +41,7 @@ from .. import __version__
 from ..config import ModelConfig, parse_config_file
 from ..core.status import Code, ServingStatusError
 from ..errors import ConfigError
-from .grpc_channel_arguments import ChannelArgumentsError, parse_grpc_channel_arguments
+from .grpc.channel_arguments import ChannelArgumentsError, parse_grpc_channel_arguments
 from .shutdown import Shutdown
 
 log = logging.getLogger("tfserve_nb.model_server")
@@ -361,7 +361,7 @@ def run(argv: Sequence[str] | None = None) -> int:
         shutdown.watch_parent(flags.parent_pid)
     if flags.exit_on_stdin_eof:
         shutdown.watch_stdin()
-    from .grpc_services import GrpcBindError
+    from .grpc.services import GrpcBindError
     from .server import Server
 
     configure_tensorflow_threads(flags)

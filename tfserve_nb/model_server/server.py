@@ -20,10 +20,12 @@ from ..batching.batching_parameters import batching_parameters_for_server
 from ..config import ModelConfig, parse_config_file
 from ..core.status import ServingStatusError
 from ..errors import ConfigError
-from . import grpc_services, http_server, monitoring
-from .grpc_channel_arguments import parse_grpc_channel_arguments
-from .http_rest_api_handler import HttpRestApiHandler
-from .profiler_service import ProfilerServiceProxy
+from . import monitoring
+from .grpc import services as grpc_services
+from .grpc.channel_arguments import parse_grpc_channel_arguments
+from .grpc.profiler_service import ProfilerServiceProxy
+from .rest import http_server
+from .rest.handler import HttpRestApiHandler
 from .server_core import LoaderFactory, ServerCore, ServerCoreOptions
 
 log = logging.getLogger("tfserve_nb.model_server")

@@ -38,11 +38,11 @@ from ..core.servable_state_monitor import ServableStateMonitor
 from ..core.source import SourceAdapter
 from ..core.status import Code, ServingStatusError, failed_precondition, invalid_argument, not_found
 from ..errors import ConfigError
+from ..servables import predict_util
 from ..servables.saved_model import BatchingOptions, SavedModelLoader
 from ..servables.saved_model_warmup import run_saved_model_warmup
 from ..servables.tflite_model import TfLiteModelLoader, tflite_model_found
 from ..sources.file_system_storage_path_source import FileSystemStoragePathSource, ServableToMonitor
-from . import predict_util
 from .monitoring import METRICS
 
 log = logging.getLogger(__name__)
@@ -267,12 +267,12 @@ class ServerCore:
     def _warmup(self, version: int, path: str, servable: Any) -> None:
         """Replay the warmup requests of version ``version`` at ``path`` on ``servable``
         (upstream's ``RunSavedModelWarmup``); raises what fails the load."""
-        from . import service_impls  # imports TensorFlow's protos; importing the core does not
+        from ..servables import warmup_request  # TensorFlow's protos; the core itself does not
 
         run_saved_model_warmup(
             path,
             functools.partial(
-                service_impls.run_warmup_request,
+                warmup_request.run_warmup_request,
                 servable,
                 version,
                 self.options.enable_signature_method_name_check,

@@ -4,7 +4,7 @@ After TF Serving's ``predict_impl``, ``classification_service``, ``regression_se
 ``multi_inference_helper``, ``get_model_metadata_impl``, ``get_model_status_impl`` and
 ``ModelServiceImpl::HandleReloadConfigRequest``: each takes a request message and returns the
 response message, or raises :class:`~tfserve_nb.core.status.ServingStatusError` with upstream's
-code and text. :func:`run_warmup_request` replays one warmup record the same way.
+code and text.
 """
 
 from __future__ import annotations
@@ -20,10 +20,10 @@ from tensorflow_serving.apis import (
 )
 
 from ..config import ModelConfig
-from ..core.status import invalid_argument, unimplemented
+from ..core.status import invalid_argument
+from ..protocol import tensor_proto
 from ..servables import classifier, regressor
 from ..servables.multi_inference import run_multi_inference
-from . import predict_util, tensor_proto
 from .monitoring import METRICS
 from .server_core import ServerCore
 
@@ -40,11 +40,6 @@ def model_spec_version(model_spec: Any) -> tuple[int | None, str | None]:
     return None, None
 
 
-def _request_inputs(request: Any) -> dict[str, Any]:
-    """A ``PredictRequest``'s input tensors as numpy arrays, by alias."""
-    return {alias: tensor_proto.to_ndarray(t, alias=alias) for alias, t in request.inputs.items()}
-
-
 def predict(core: ServerCore, request: Any) -> Any:
     """``PredictionService.Predict``."""
     if not request.HasField("model_spec"):
@@ -53,7 +48,7 @@ def predict(core: ServerCore, request: Any) -> Any:
     version, label = model_spec_version(spec)
     result = core.predict(
         spec.name,
-        _request_inputs(request),
+        tensor_proto.ndarrays_by_alias(request.inputs),
         version=version,
         label=label,
         signature_name=spec.signature_name,
@@ -102,45 +97,6 @@ def multi_inference(core: ServerCore, request: Any) -> Any:
         return run_multi_inference(
             servable, served_version, request, core.options.enable_signature_method_name_check
         )
-
-
-def run_warmup_request(
-    servable: Any, version: int, method_name_check: bool, prediction_log: Any
-) -> None:
-    """Run one warmup ``PredictionLog`` on ``servable`` (``saved_model_warmup.cc``'s
-    ``RunWarmupRequest``): its request's model name and version are not looked at, the answer
-    is dropped, a log of no type does nothing.
-
-    Raises:
-        ServingStatusError: the request's error; UNIMPLEMENTED ``Unsupported log_type for
-            warmup: N`` (N the oneof case number) for session-run and streamed-predict logs.
-    """
-    kind = prediction_log.WhichOneof("log_type")
-    if kind == "predict_log":
-        request = prediction_log.predict_log.request
-        predict_util.run_predict(
-            version,
-            servable,
-            _request_inputs(request),
-            request.model_spec.signature_name,
-            list(request.output_filter),
-            method_name_check=method_name_check,
-        )
-    elif kind == "classify_log":
-        classifier.run_classify(
-            servable, version, prediction_log.classify_log.request, method_name_check
-        )
-    elif kind == "regress_log":
-        regressor.run_regress(
-            servable, version, prediction_log.regress_log.request, method_name_check
-        )
-    elif kind == "multi_inference_log":
-        run_multi_inference(
-            servable, version, prediction_log.multi_inference_log.request, method_name_check
-        )
-    elif kind is not None:
-        case = prediction_log.DESCRIPTOR.fields_by_name[kind].number
-        raise unimplemented(f"Unsupported log_type for warmup: {case}")
 
 
 def get_model_metadata(core: ServerCore, request: Any) -> Any:

@@ -18,7 +18,11 @@ import numpy as np
 from tensorflow_serving.apis import classification_pb2
 
 from ..core.status import invalid_argument
-from .signature import CLASSIFY_METHOD_NAME, DEFAULT_SERVING_SIGNATURE_DEF_KEY, dtype_name_of
+from ..protocol.signature import (
+    CLASSIFY_METHOD_NAME,
+    DEFAULT_SERVING_SIGNATURE_DEF_KEY,
+    dtype_name_of,
+)
 from .util import (
     EXAMPLES_INPUT,
     debug_string,

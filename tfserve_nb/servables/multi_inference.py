@@ -13,12 +13,12 @@ from typing import Any
 from tensorflow_serving.apis import inference_pb2
 
 from ..core.status import invalid_argument, unimplemented
-from . import classifier, regressor
-from .signature import (
+from ..protocol.signature import (
     CLASSIFY_METHOD_NAME,
     DEFAULT_SERVING_SIGNATURE_DEF_KEY,
     REGRESS_METHOD_NAME,
 )
+from . import classifier, regressor
 from .util import input_to_serialized_examples, make_model_spec, run_on_examples
 
 

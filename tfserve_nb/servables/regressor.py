@@ -16,7 +16,11 @@ import numpy as np
 from tensorflow_serving.apis import regression_pb2
 
 from ..core.status import invalid_argument
-from .signature import DEFAULT_SERVING_SIGNATURE_DEF_KEY, REGRESS_METHOD_NAME, dtype_name_of
+from ..protocol.signature import (
+    DEFAULT_SERVING_SIGNATURE_DEF_KEY,
+    REGRESS_METHOD_NAME,
+    dtype_name_of,
+)
 from .util import (
     EXAMPLES_INPUT,
     debug_string,

@@ -36,8 +36,14 @@ from ..batching.batching_parameters import BatchingParameters, read_batching_par
 from ..batching.metrics import BatchingMetrics
 from ..core.loader import Loader
 from ..core.status import Code, ServingStatusError, invalid_argument
+from ..protocol.signature import (
+    NUMPY_DTYPES,
+    Signature,
+    dtype_name_of,
+    dtype_string,
+    signatures_from_meta_graph,
+)
 from .custom_ops import ops_registered_for
-from .signature import NUMPY_DTYPES, Signature, TensorSpec, dtype_name_of, dtype_string
 
 
 def _tf() -> Any:
@@ -70,32 +76,6 @@ def read_meta_graph(path: str, tags: Sequence[str] = ("serve",)) -> Any:
         f"To inspect available tag-sets in the SavedModel, please use the SavedModel CLI: "
         f"`saved_model_cli` (found: {found})",
     )
-
-
-def _tensor_spec(alias: str, info: Any) -> TensorSpec:
-    from tensorflow.core.framework import types_pb2
-
-    shape_proto = info.tensor_shape
-    shape = (
-        None
-        if shape_proto.unknown_rank
-        else tuple(None if d.size < 0 else d.size for d in shape_proto.dim)
-    )
-    return TensorSpec(alias, types_pb2.DataType.Name(info.dtype), shape, info.name)
-
-
-def signatures_from_meta_graph(meta_graph: Any) -> dict[str, Signature]:
-    """Framework-free descriptions of every signature in ``meta_graph`` (a ``MetaGraphDef``, or
-    anything else with a ``signature_def`` map, such as a ``SignatureDefMap``)."""
-    return {
-        key: Signature(
-            key,
-            sig.method_name,
-            {a: _tensor_spec(a, i) for a, i in sorted(sig.inputs.items())},
-            {a: _tensor_spec(a, i) for a, i in sorted(sig.outputs.items())},
-        )
-        for key, sig in meta_graph.signature_def.items()
-    }
 
 
 def _status_of(exc: Exception) -> ServingStatusError:

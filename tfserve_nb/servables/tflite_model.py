@@ -45,8 +45,12 @@ import numpy as np
 
 from ..core.loader import Loader
 from ..core.status import Code, ServingStatusError, invalid_argument
-from .saved_model import signatures_from_meta_graph
-from .signature import DEFAULT_SERVING_SIGNATURE_DEF_KEY, PREDICT_METHOD_NAME, Signature
+from ..protocol.signature import (
+    DEFAULT_SERVING_SIGNATURE_DEF_KEY,
+    PREDICT_METHOD_NAME,
+    Signature,
+    signatures_from_meta_graph,
+)
 
 log = logging.getLogger(__name__)
 

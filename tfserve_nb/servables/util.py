@@ -4,7 +4,7 @@ running a signature on it, the ``ModelSpec`` of an answer, and ``DebugString`` a
 print a ``SignatureDef``.
 
 A *servable* here is anything with ``signature_def_map`` (the ``SignatureDef`` protos),
-``signatures`` (:class:`~tfserve_nb.servables.signature.Signature` by key) and
+``signatures`` (:class:`~tfserve_nb.protocol.signature.Signature` by key) and
 ``run(signature, inputs, aliases)``, e.g. a
 :class:`~tfserve_nb.servables.saved_model.SavedModelServable`.
 """
@@ -18,7 +18,7 @@ import numpy as np
 from google.protobuf import message_factory, text_format
 
 from ..core.status import invalid_argument
-from .signature import DEFAULT_SERVING_SIGNATURE_DEF_KEY
+from ..protocol.signature import DEFAULT_SERVING_SIGNATURE_DEF_KEY
 
 EXAMPLES_INPUT = "inputs"
 """The input alias of classify and regress signatures (``kClassifyInputs``, ``kRegressInputs``)."""

@@ -53,7 +53,7 @@ class RequestTarget:
 
     def next(self) -> tuple[int | None, str | None]:
         """``(version, label)`` of the next request: always this target (the interface it
-        shares with :class:`~tfserve_nb.traffic_split.TrafficSplit`)."""
+        shares with :class:`~tfserve_nb.traffic.split.TrafficSplit`)."""
         return self.version, self.label
 
     def describe(self) -> str:

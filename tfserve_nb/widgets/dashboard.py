@@ -9,7 +9,7 @@ import ipywidgets as widgets
 import numpy as np
 
 from ..config import ModelConfig
-from ..traffic_split import SplitLike
+from ..traffic.split import SplitLike
 from ._render import FG, esc
 from .monitor import ServerMonitor
 from .predictions import PredictionPanel

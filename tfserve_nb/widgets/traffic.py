@@ -13,7 +13,7 @@ import ipywidgets as widgets
 import numpy as np
 import traitlets
 
-from ..traffic_split import SplitLike, TrafficSplit
+from ..traffic.split import SplitLike, TrafficSplit
 from ._kernel import Repeater, UiDispatcher
 from ._panel import Panel
 from ._picker import RequestTarget, TargetKey, TargetPicker

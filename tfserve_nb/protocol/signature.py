@@ -8,6 +8,7 @@ maps the ones that have a numpy equivalent.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import Any
 
 import numpy as np
 
@@ -94,3 +95,29 @@ class Signature:
     method_name: str
     inputs: dict[str, TensorSpec] = field(default_factory=dict)
     outputs: dict[str, TensorSpec] = field(default_factory=dict)
+
+
+def _tensor_spec(alias: str, info: Any) -> TensorSpec:
+    from tensorflow.core.framework import types_pb2
+
+    shape_proto = info.tensor_shape
+    shape = (
+        None
+        if shape_proto.unknown_rank
+        else tuple(None if d.size < 0 else d.size for d in shape_proto.dim)
+    )
+    return TensorSpec(alias, types_pb2.DataType.Name(info.dtype), shape, info.name)
+
+
+def signatures_from_meta_graph(meta_graph: Any) -> dict[str, Signature]:
+    """Framework-free descriptions of every signature in ``meta_graph`` (a ``MetaGraphDef``, or
+    anything else with a ``signature_def`` map, such as a ``SignatureDefMap``)."""
+    return {
+        key: Signature(
+            key,
+            sig.method_name,
+            {a: _tensor_spec(a, i) for a, i in sorted(sig.inputs.items())},
+            {a: _tensor_spec(a, i) for a, i in sorted(sig.outputs.items())},
+        )
+        for key, sig in meta_graph.signature_def.items()
+    }

@@ -21,11 +21,11 @@ import grpc
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 from tensorflow_serving.apis import model_service_pb2_grpc, prediction_service_pb2_grpc
 
-from ..core.status import Code, ServingStatusError, truncate_message
-from . import service_impls
-from .grpc_channel_arguments import ChannelArgument, merged_options
-from .monitoring import METRICS
-from .server_core import ServerCore
+from ...core.status import Code, ServingStatusError, truncate_message
+from .. import service_impls
+from ..monitoring import METRICS
+from ..server_core import ServerCore
+from .channel_arguments import ChannelArgument, merged_options
 
 log = logging.getLogger(__name__)
 

@@ -31,12 +31,13 @@ Importing this module imports TensorFlow's protos (and so TensorFlow).
 from __future__ import annotations
 
 import math
+from typing import Any
 
 import numpy as np
 from tensorflow.core.framework import tensor_pb2, types_pb2
 
 from tfserve_nb.core.status import invalid_argument, unimplemented
-from tfserve_nb.servables.signature import NUMPY_DTYPES, dtype_name_of, dtype_string
+from tfserve_nb.protocol.signature import NUMPY_DTYPES, dtype_name_of, dtype_string
 
 __all__ = ["from_ndarray", "to_ndarray"]
 
@@ -275,3 +276,9 @@ def from_ndarray(
         flat = flat.view(_FIELD_DTYPES[field])
     getattr(proto, field).extend(flat.tolist())
     return proto
+
+
+def ndarrays_by_alias(tensors: Any) -> dict[str, np.ndarray]:
+    """A request's ``map<string, TensorProto>`` (e.g. ``PredictRequest.inputs``) as numpy
+    arrays, by alias; see :func:`to_ndarray` for what is refused."""
+    return {alias: to_ndarray(t, alias=alias) for alias, t in tensors.items()}

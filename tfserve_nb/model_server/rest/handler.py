@@ -51,15 +51,17 @@ from tensorflow_serving.apis import (
     regression_pb2,
 )
 
-from ..core.status import (
+from ...core.status import (
     HTTP_STATUS,
     Code,
     ServingStatusError,
     invalid_argument,
 )
-from . import json_tensor, predict_util, service_impls
-from .monitoring import METRICS
-from .server_core import ServerCore
+from ...servables import predict_util
+from .. import service_impls
+from ..monitoring import METRICS
+from ..server_core import ServerCore
+from . import json_tensor
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")

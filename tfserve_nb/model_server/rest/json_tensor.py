@@ -66,7 +66,7 @@ from typing import TYPE_CHECKING, Any, NamedTuple
 import numpy as np
 
 from tfserve_nb.core.status import ServingStatusError, invalid_argument, unimplemented
-from tfserve_nb.servables.signature import NUMPY_DTYPES, Signature
+from tfserve_nb.protocol.signature import NUMPY_DTYPES, Signature
 
 if TYPE_CHECKING:
     from tensorflow_serving.apis.classification_pb2 import ClassificationResult

@@ -63,7 +63,7 @@ from uvicorn.protocols.http.httptools_impl import (
 )
 
 from . import json_tensor
-from .http_rest_api_handler import HttpRestApiHandler, RestResponse
+from .handler import HttpRestApiHandler, RestResponse
 
 log = logging.getLogger(__name__)
 

@@ -2,7 +2,7 @@
 
 After ``servables/tensorflow/predict_util.cc`` and TensorFlow's ``saved_model/util.cc``
 (``GetInputValues``): signature lookup, the input-set check and output filtering, by name only,
-as upstream. Works on the framework-free :class:`~tfserve_nb.servables.signature.Signature`.
+as upstream. Works on the framework-free :class:`~tfserve_nb.protocol.signature.Signature`.
 """
 
 from __future__ import annotations
@@ -14,7 +14,7 @@ from typing import Any
 import numpy as np
 
 from ..core.status import Code, ServingStatusError, failed_precondition, invalid_argument
-from ..servables.signature import (
+from ..protocol.signature import (
     CLASSIFY_METHOD_NAME,
     DEFAULT_SERVING_SIGNATURE_DEF_KEY,
     PREDICT_METHOD_NAME,

@@ -1,0 +1,1 @@
+"""Traffic sent by the caller: a weighted split over versions and labels (:mod:`.split`)."""
