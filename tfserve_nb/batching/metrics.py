@@ -3,15 +3,17 @@
 Upstream (``batching/batching_session.cc``, ``batching/batching_util.h``) keeps process-wide
 samplers with no model or version label; ``--monitoring_config_file`` exposes them on the
 Prometheus endpoint with every character outside ``[A-Za-z0-9_]`` replaced by ``:``, e.g.
-``:tensorflow:serving:batching_session:queuing_latency``. This module names them, with upstream's
-help texts and bucket limits, so the monitoring code can declare matching histograms and hand
-one :class:`BatchingMetrics` implementation to every :class:`~.batch_scheduler.BatchScheduler`.
+``:tensorflow:serving:batching_session:queuing_latency``. This module declares them (each a
+:class:`~tfserve_nb.core.metric.MetricDefinition`) with upstream's help texts and bucket limits,
+so the monitoring code can declare matching histograms and hand one :class:`BatchingMetrics`
+implementation to every :class:`~.batch_scheduler.BatchScheduler`.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from typing import Protocol
+
+from ..core.metric import MetricDefinition, exponential_buckets
 
 __all__ = [
     "INPUT_BATCH_SIZE",
@@ -20,33 +22,7 @@ __all__ = [
     "QUEUING_LATENCY",
     "WRAPPED_RUN_COUNT",
     "BatchingMetrics",
-    "MetricDefinition",
-    "exponential_buckets",
 ]
-
-
-def exponential_buckets(scale: float, growth_factor: float, bucket_count: int) -> tuple[float, ...]:
-    """Upper bounds of ``monitoring::Buckets::Exponential``: ``scale * growth_factor**i``.
-
-    Upstream adds a last bucket bounded by ``DBL_MAX``; Prometheus calls it ``+Inf``.
-    """
-    bounds = []
-    bound = scale
-    for _ in range(bucket_count):
-        bounds.append(bound)
-        bound *= growth_factor
-    return tuple(bounds)
-
-
-@dataclass(frozen=True)
-class MetricDefinition:
-    """One upstream metric: its name, help text, label names and (for samplers) bucket bounds."""
-
-    name: str
-    description: str
-    labels: tuple[str, ...] = ()
-    buckets: tuple[float, ...] | None = None
-    """``None`` for a counter."""
 
 
 QUEUING_LATENCY = MetricDefinition(

@@ -12,4 +12,6 @@ unit-tested with small fakes. One concept per module:
 - :mod:`.aspired_version_policy` — in which order to load and unload (availability-preserving).
 - :mod:`.aspired_versions_manager` — acts on aspired versions and hands out servables.
 - :mod:`.servable_state_monitor` — remembers every version's state, for ``GetModelStatus``.
+- :mod:`.metric` — how a metric is declared (name, help, labels, buckets), as TensorFlow's
+  ``monitoring`` does.
 """

@@ -35,9 +35,8 @@ from ..batching.metrics import (
     PROCESSED_BATCH_SIZE,
     QUEUING_LATENCY,
     WRAPPED_RUN_COUNT,
-    MetricDefinition,
-    exponential_buckets,
 )
+from ..core.metric import MetricDefinition, exponential_buckets
 from ..core.status import Code, invalid_argument
 
 DEFAULT_PATH = "/monitoring/prometheus/metrics"

@@ -21,8 +21,8 @@ import functools
 import logging
 import threading
 from collections.abc import Callable, Mapping, Sequence
+from contextlib import AbstractContextManager
 from dataclasses import dataclass
-from typing import Any
 
 import numpy as np
 
@@ -41,6 +41,7 @@ from ..errors import ConfigError
 from ..servables import predict_util
 from ..servables.saved_model import BatchingOptions, SavedModelLoader
 from ..servables.saved_model_warmup import run_saved_model_warmup
+from ..servables.servable import Servable
 from ..servables.tflite_model import TfLiteModelLoader, tflite_model_found
 from ..sources.file_system_storage_path_source import FileSystemStoragePathSource, ServableToMonitor
 from .monitoring import METRICS
@@ -264,7 +265,7 @@ class ServerCore:
             return TfLiteModelLoader(path, self.options.num_tflite_interpreters, warmup)
         return SavedModelLoader(path, self.options.saved_model_tags, self._batching, warmup)
 
-    def _warmup(self, version: int, path: str, servable: Any) -> None:
+    def _warmup(self, version: int, path: str, servable: Servable) -> None:
         """Replay the warmup requests of version ``version`` at ``path`` on ``servable``
         (upstream's ``RunSavedModelWarmup``); raises what fails the load."""
         from ..servables import warmup_request  # TensorFlow's protos; the core itself does not
@@ -295,10 +296,11 @@ class ServerCore:
             return resolved
         return version
 
-    def servable(self, name: str, version: int | None = None, label: str | None = None) -> Any:
+    def servable(
+        self, name: str, version: int | None = None, label: str | None = None
+    ) -> AbstractContextManager[tuple[int, Servable]]:
         """A context manager yielding ``(version, servable)`` (a SavedModel or TF Lite
-        servable); see
-        :meth:`AspiredVersionsManager.servable_handle`."""
+        servable); see :meth:`AspiredVersionsManager.servable_handle`."""
         return self.manager.servable_handle(name, self.resolve_version(name, version, label))
 
     def predict(

@@ -23,6 +23,7 @@ from ..protocol.signature import (
     DEFAULT_SERVING_SIGNATURE_DEF_KEY,
     dtype_name_of,
 )
+from .servable import Servable
 from .util import (
     EXAMPLES_INPUT,
     debug_string,
@@ -37,7 +38,7 @@ CLASSIFY_OUTPUT_SCORES = "scores"
 
 
 def classification_signature(
-    servable: Any, signature_name: str, method_name_check: bool
+    servable: Servable, signature_name: str, method_name_check: bool
 ) -> tuple[str, list[str]]:
     """``GetClassificationSignatureDef``: the key of signature ``signature_name`` (empty means
     ``serving_default``) and its output aliases to fetch (:func:`pre_process_classification`).
@@ -146,7 +147,7 @@ def post_process_classification_result(
 
 
 def run_classify(
-    servable: Any, version: int | None, request: Any, method_name_check: bool = False
+    servable: Servable, version: int | None, request: Any, method_name_check: bool = False
 ) -> Any:
     """``RunClassify``: answer a ``ClassificationRequest`` with signature
     ``request.model_spec.signature_name`` of ``servable`` (the request's model name and version

@@ -19,11 +19,12 @@ from ..protocol.signature import (
     REGRESS_METHOD_NAME,
 )
 from . import classifier, regressor
+from .servable import Servable
 from .util import input_to_serialized_examples, make_model_spec, run_on_examples
 
 
 def run_multi_inference(
-    servable: Any, version: int | None, request: Any, method_name_check: bool = False
+    servable: Servable, version: int | None, request: Any, method_name_check: bool = False
 ) -> Any:
     """Answer a ``MultiInferenceRequest`` with ``servable`` (the tasks' versions are not looked
     at; ``version`` goes into each result's ``model_spec`` when given).

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any
 
 import numpy as np
 
@@ -21,6 +20,7 @@ from ..protocol.signature import (
     REGRESS_METHOD_NAME,
     Signature,
 )
+from .servable import Servable
 
 _PREDICT_METHOD_NAMES = (PREDICT_METHOD_NAME, CLASSIFY_METHOD_NAME, REGRESS_METHOD_NAME)
 
@@ -97,7 +97,7 @@ class PredictResult:
 
 def run_predict(
     version: int,
-    servable: Any,
+    servable: Servable,
     inputs: Mapping[str, np.ndarray],
     signature_name: str,
     output_filter: Sequence[str] = (),

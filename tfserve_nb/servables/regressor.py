@@ -21,6 +21,7 @@ from ..protocol.signature import (
     REGRESS_METHOD_NAME,
     dtype_name_of,
 )
+from .servable import Servable
 from .util import (
     EXAMPLES_INPUT,
     debug_string,
@@ -33,7 +34,7 @@ from .util import (
 REGRESS_OUTPUTS = "outputs"
 
 
-def regression_signature(servable: Any, signature_name: str, method_name_check: bool) -> str:
+def regression_signature(servable: Servable, signature_name: str, method_name_check: bool) -> str:
     """``GetRegressionSignatureDef``: the key of signature ``signature_name`` (empty means
     ``serving_default``), checked by :func:`pre_process_regression`.
 
@@ -103,7 +104,7 @@ def post_process_regression_result(num_examples: int, output: np.ndarray, result
 
 
 def run_regress(
-    servable: Any, version: int | None, request: Any, method_name_check: bool = False
+    servable: Servable, version: int | None, request: Any, method_name_check: bool = False
 ) -> Any:
     """``RunRegress``: answer a ``RegressionRequest`` with signature
     ``request.model_spec.signature_name`` of ``servable`` (the request's model name and version

@@ -19,6 +19,7 @@ from google.protobuf import message_factory, text_format
 
 from ..core.status import invalid_argument
 from ..protocol.signature import DEFAULT_SERVING_SIGNATURE_DEF_KEY
+from .servable import Servable
 
 EXAMPLES_INPUT = "inputs"
 """The input alias of classify and regress signatures (``kClassifyInputs``, ``kRegressInputs``)."""
@@ -52,7 +53,7 @@ def input_to_serialized_examples(request_input: Any) -> np.ndarray:
 
 
 def run_on_examples(
-    servable: Any, signature_key: str, examples: np.ndarray, aliases: Sequence[str]
+    servable: Servable, signature_key: str, examples: np.ndarray, aliases: Sequence[str]
 ) -> dict[str, np.ndarray]:
     """Run signature ``signature_key`` of ``servable`` with ``examples`` fed to its
     :data:`EXAMPLES_INPUT` and return the outputs named in ``aliases``.

@@ -13,10 +13,11 @@ from ..core.status import unimplemented
 from ..protocol import tensor_proto
 from . import classifier, predict_util, regressor
 from .multi_inference import run_multi_inference
+from .servable import Servable
 
 
 def run_warmup_request(
-    servable: Any, version: int, method_name_check: bool, prediction_log: Any
+    servable: Servable, version: int, method_name_check: bool, prediction_log: Any
 ) -> None:
     """Run one warmup ``PredictionLog`` on ``servable`` (``saved_model_warmup.cc``'s
     ``RunWarmupRequest``): its request's model name and version are not looked at, the answer
