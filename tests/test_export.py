@@ -14,9 +14,15 @@ import pytest
 import tensorflow as tf
 from tensorflow_serving.apis import prediction_log_pb2
 
-from tfserve_nb import export
 from tfserve_nb.errors import ExportError
-from tfserve_nb.export import WARMUP_FILE, ExportedModel, export_model
+from tfserve_nb.export import (
+    WARMUP_FILE,
+    ExportedModel,
+    export_model,
+    exporter,
+    keras_model,
+    version_directory,
+)
 
 if TYPE_CHECKING:
     from conftest import ModelVersions
@@ -213,7 +219,7 @@ def test_failed_write_leaves_everything_as_it_was(
         (export_dir / "saved_model.pb").write_bytes(b"half")
         raise RuntimeError("disk full")
 
-    monkeypatch.setattr(export, "_write_saved_model", half_written)
+    monkeypatch.setattr(exporter, "_write_saved_model", half_written)
     with pytest.raises(ExportError, match=r"as version \d under .*RuntimeError: disk full"):
         export_model(models.half_plus_two(2), base, 1 if overwrite else None, overwrite=overwrite)
 
@@ -234,7 +240,7 @@ def test_failed_final_rename_puts_the_old_version_back(
             raise OSError("simulated rename failure")
         real_rename(src, dst)
 
-    monkeypatch.setattr(export.os, "rename", rename)
+    monkeypatch.setattr(version_directory.os, "rename", rename)
     with pytest.raises(ExportError, match="simulated rename failure"):
         export_model(models.half_plus_two(2), base, 1, overwrite=True)
 
@@ -246,7 +252,7 @@ def test_signature_that_reads_back_wrong_is_refused(
 ) -> None:
     renamed = keras.Input((1,), name="renamed")
     impostor = keras.Model(renamed, keras.layers.Dense(1)(renamed))
-    real_write = export._write_saved_model
+    real_write = exporter._write_saved_model
 
     def write_impostor(
         model: Any,
@@ -257,13 +263,13 @@ def test_signature_that_reads_back_wrong_is_refused(
     ) -> None:
         real_write(
             impostor,
-            export._input_signature(impostor),
+            keras_model.model_input_signature(impostor),
             export_dir,
             signature_name,
             example_signatures,
         )
 
-    monkeypatch.setattr(export, "_write_saved_model", write_impostor)
+    monkeypatch.setattr(exporter, "_write_saved_model", write_impostor)
     with pytest.raises(ExportError, match=r"has inputs \['renamed'\], but the model's inputs"):
         export_model(models.half_plus_two(), tmp_path / "hp")
     assert list((tmp_path / "hp").iterdir()) == []
