@@ -53,9 +53,10 @@ from typing import Any, cast
 
 import numpy as np
 
-from tfserve_nb.batching.batching_parameters import DEFAULT_THREAD_POOL_NAME, BatchingParameters
-from tfserve_nb.batching.metrics import BatchingMetrics
-from tfserve_nb.core.status import Code, ServingStatusError, invalid_argument
+from ..core.status import Code, ServingStatusError, invalid_argument
+from .batching_parameters import DEFAULT_THREAD_POOL_NAME, BatchingParameters
+from .batching_util import pad_to_common_shape, round_to_allowed, split_sizes
+from .metrics import BatchingMetrics
 
 __all__ = [
     "QUEUE_CLOSED_MESSAGE",
@@ -443,7 +444,7 @@ class BatchScheduler:
         batches = queue.batches
         limit = self._execution_limit
         room = limit - batches[-1].size
-        part_sizes = _split_sizes(size, room, limit) if self._split and size > room else [size]
+        part_sizes = split_sizes(size, room, limit) if self._split and size > room else [size]
         request.results = [None] * len(part_sizes)
         request.remaining = len(part_sizes)
         opened = False
@@ -511,7 +512,7 @@ class BatchScheduler:
         source = next((i for i in range(len(tasks) - 1, -1, -1) if tasks[i].size), None)
         padded_size = size
         if source is not None:
-            padded_size = _round_to_allowed(self._allowed_batch_sizes, size)
+            padded_size = round_to_allowed(self._allowed_batch_sizes, size)
         padding = padded_size - size
         if self._metrics is not None:
             self._metrics.record_padding_size(padding, padded_size)
@@ -520,7 +521,7 @@ class BatchScheduler:
         for name in tasks[0].inputs:
             parts = [task.inputs[name] for task in tasks]
             if self._pad_variable and len(parts) > 1:
-                parts = _pad_to_common_shape(parts)
+                parts = pad_to_common_shape(parts)
             if padding:
                 row = parts[cast(int, source)][:1]
                 parts.append(np.broadcast_to(row, (padding, *row.shape[1:])))
@@ -551,44 +552,3 @@ class BatchScheduler:
                 result[name] = output[offset : offset + task.size]
                 offset += task.size
         return results
-
-
-def _split_sizes(size: int, room: int, limit: int) -> list[int]:
-    """Upstream's ``InputSplitMetadata``: fill the open batch's ``room``, then whole batches."""
-    sizes = []
-    if room > 0:
-        sizes.append(room)
-        size -= room
-    while size > 0:
-        sizes.append(min(limit, size))
-        size -= limit
-    return sizes
-
-
-def _round_to_allowed(allowed_batch_sizes: tuple[int, ...], size: int) -> int:
-    """Upstream's ``RoundToLowestAllowedBatchSize``: the first allowed size at least ``size``."""
-    for allowed in allowed_batch_sizes:
-        if allowed >= size:
-            return allowed
-    return size
-
-
-def _pad_to_common_shape(parts: list[np.ndarray]) -> list[np.ndarray]:
-    """Upstream's ``AddPadding``: pad non-batch dimensions to the batch's largest, with each
-    tensor's own first element."""
-    target = tuple(max(dims) for dims in zip(*(p.shape[1:] for p in parts), strict=True))
-    padded = []
-    for part in parts:
-        if part.shape[1:] == target:
-            padded.append(part)
-            continue
-        shape = (part.shape[0], *target)
-        if part.size == 0:
-            if 0 not in shape:
-                raise invalid_argument("Got empty tensor in batch of non-empty tensors.")
-            padded.append(np.empty(shape, dtype=part.dtype))
-            continue
-        out = np.full(shape, part.flat[0], dtype=part.dtype)
-        out[tuple(slice(0, d) for d in part.shape)] = part
-        padded.append(out)
-    return padded
