@@ -8,11 +8,11 @@ from __future__ import annotations
 import sys
 
 from tfserve_nb.model_server.main import run
-from tfserve_nb.model_server.rest import json_tensor
+from tfserve_nb.model_server.rest import numeric_arrays
 
 
 def main() -> int:
-    json_tensor._SPAN_MIN_BYTES = 2**62  # no body is that large: the regular path reads all
+    numeric_arrays.SPAN_MIN_BYTES = 2**62  # no body is that large: the regular path reads all
     return run(sys.argv[1:])
 
 

@@ -14,19 +14,16 @@ import numpy as np
 import pytest
 
 from tfserve_nb.core.status import Code, ServingStatusError
-from tfserve_nb.model_server.rest import json_tensor
-from tfserve_nb.model_server.rest.json_tensor import (
-    COLUMNAR,
-    ROW,
+from tfserve_nb.model_server.rest import json_reader, json_writer, tensor_values
+from tfserve_nb.model_server.rest.error_response import encode_error
+from tfserve_nb.model_server.rest.examples import (
     decode_examples,
-    decode_predict_request,
     encode_classify_results,
-    encode_error,
-    encode_predict_response,
     encode_regress_results,
-    parse_json,
-    signature_name,
 )
+from tfserve_nb.model_server.rest.predict_request import COLUMNAR, ROW, decode_predict_request
+from tfserve_nb.model_server.rest.predict_response import encode_predict_response
+from tfserve_nb.model_server.rest.request_document import parse_json, signature_name
 from tfserve_nb.protocol.signature import Signature, TensorSpec
 
 
@@ -279,7 +276,7 @@ def test_fast_path_and_careful_path_agree() -> None:
     rng = np.random.default_rng(7)
     values = rng.standard_normal((4, 3, 5)).astype(np.float32)
     fast, _ = decode(json.dumps({"instances": values.tolist()}), x="DT_FLOAT")
-    careful = json_tensor._careful_tensor(values.tolist(), "DT_FLOAT")[0]
+    careful = tensor_values.careful_tensor(values.tolist(), "DT_FLOAT")[0]
     assert_array(fast["x"], values, np.float32)
     assert_array(careful.astype(np.float32), values, np.float32)
 
@@ -603,7 +600,7 @@ def test_rapidjson_port_reads_like_python_json() -> None:
         doc = {"v": value(0)}
         for text in (json.dumps(doc), json.dumps(doc, ensure_ascii=False, indent=2)):
             data = text.encode()
-            assert json_tensor._RapidJsonReader(data).parse() == json.loads(data), text
+            assert json_reader._RapidJsonReader(data).parse() == json.loads(data), text
 
 
 # --- predict responses -------------------------------------------------------------------------
@@ -704,7 +701,7 @@ def test_float32_format_matches_reference_algorithm() -> None:
         return text if "." in text or "e" in text or "n" in text else text + ".0"
 
     expected = [reference(v) for v in values.tolist()]
-    assert json_tensor._float_tokens(values) == expected
+    assert json_writer.float_tokens(values) == expected
 
 
 def test_from_json_multiple_named_tensors() -> None:

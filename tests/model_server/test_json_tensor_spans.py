@@ -1,4 +1,4 @@
-"""The codec's path for large numeric arrays (``json_tensor._NumericSpan``) against the regular
+"""The codec's path for large numeric arrays (``numeric_arrays.NumericSpan``) against the regular
 path: random numeric nests and random near-numeric garbage give the same arrays or the same
 errors with the fast path forced on (tiny thresholds and chunks, so that the chunk logic runs on
 small bodies) as with it off; and at real sizes it takes the common bodies, converting them at
@@ -18,7 +18,9 @@ from hypothesis import HealthCheck, assume, given, settings
 from hypothesis import strategies as st
 
 from tfserve_nb.core.status import ServingStatusError
-from tfserve_nb.model_server.rest import json_tensor
+from tfserve_nb.model_server.rest import numeric_arrays
+from tfserve_nb.model_server.rest.predict_request import decode_predict_request
+from tfserve_nb.model_server.rest.request_document import parse_json
 from tfserve_nb.protocol.signature import Signature, TensorSpec
 
 DTYPES = (
@@ -44,17 +46,21 @@ def make_signature(**dtypes: str) -> Signature:
 
 @contextlib.contextmanager
 def span_limits(min_bytes: int, chunk: int, first_chunk: int) -> Iterator[None]:
-    saved = (json_tensor._SPAN_MIN_BYTES, json_tensor._CHUNK_BYTES, json_tensor._FIRST_CHUNK_BYTES)
-    json_tensor._SPAN_MIN_BYTES = min_bytes
-    json_tensor._CHUNK_BYTES = chunk
-    json_tensor._FIRST_CHUNK_BYTES = first_chunk
+    saved = (
+        numeric_arrays.SPAN_MIN_BYTES,
+        numeric_arrays._CHUNK_BYTES,
+        numeric_arrays._FIRST_CHUNK_BYTES,
+    )
+    numeric_arrays.SPAN_MIN_BYTES = min_bytes
+    numeric_arrays._CHUNK_BYTES = chunk
+    numeric_arrays._FIRST_CHUNK_BYTES = first_chunk
     try:
         yield
     finally:
         (
-            json_tensor._SPAN_MIN_BYTES,
-            json_tensor._CHUNK_BYTES,
-            json_tensor._FIRST_CHUNK_BYTES,
+            numeric_arrays.SPAN_MIN_BYTES,
+            numeric_arrays._CHUNK_BYTES,
+            numeric_arrays._FIRST_CHUNK_BYTES,
         ) = saved
 
 
@@ -62,11 +68,11 @@ def outcome(body: bytes, signature: Signature) -> tuple[Any, ...]:
     """Everything a caller can see of decoding ``body``: the parsed document (spans
     materialized), then the arrays (dtype, shape, bytes) and format, or the error."""
     try:
-        doc = json_tensor.parse_json(body)
+        doc = parse_json(body)
     except ServingStatusError as exc:
         return ("parse error", exc.code, exc.message)
     try:
-        arrays, fmt = json_tensor.decode_predict_request(doc, signature)
+        arrays, fmt = decode_predict_request(doc, signature)
     except ServingStatusError as exc:
         result: tuple[Any, ...] = ("error", exc.code, exc.message)
     except Exception as exc:  # the regular path's own failures must be the same too
@@ -79,7 +85,7 @@ def outcome(body: bytes, signature: Signature) -> tuple[Any, ...]:
                 for name, a in sorted(arrays.items())
             },
         )
-    json_tensor._materialize(doc)
+    numeric_arrays.materialize(doc)
     return (repr(doc), *result)
 
 
@@ -92,10 +98,10 @@ def fast(body: bytes, signature: Signature, chunk: int) -> tuple[tuple[Any, ...]
     """The outcome with the fast path forced on, and how many arrays it left unconverted."""
     with span_limits(1, chunk, chunk):
         try:
-            doc = json_tensor.parse_json(body)
+            doc = parse_json(body)
         except ServingStatusError:
             doc = None
-        spans = len(doc.spans) if isinstance(doc, json_tensor._SpanDoc) else 0
+        spans = len(doc.spans) if isinstance(doc, numeric_arrays.SpanDoc) else 0
         return outcome(body, signature), spans
 
 
@@ -268,10 +274,10 @@ def test_large_bodies_are_taken_in_chunks_with_the_regular_results() -> None:
     ]
     for text, dtype in bodies:
         body = text.encode()
-        assert len(body) > 3 * json_tensor._CHUNK_BYTES
+        assert len(body) > 3 * numeric_arrays._CHUNK_BYTES
         signature = make_signature(x=dtype)
-        doc = json_tensor.parse_json(body)
-        assert isinstance(doc, json_tensor._SpanDoc) and len(doc.spans) == 1
+        doc = parse_json(body)
+        assert isinstance(doc, numeric_arrays.SpanDoc) and len(doc.spans) == 1
         assert outcome(body, signature) == regular(body, signature)
 
 
@@ -289,7 +295,7 @@ def test_a_large_body_costs_about_its_result(dtype: str) -> None:
     signature = make_signature(x=dtype)
     tracemalloc.start()
     try:
-        arrays, _ = json_tensor.decode_predict_request(json_tensor.parse_json(body), signature)
+        arrays, _ = decode_predict_request(parse_json(body), signature)
         _, peak = tracemalloc.get_traced_memory()
     finally:
         tracemalloc.stop()
@@ -298,4 +304,4 @@ def test_a_large_body_costs_about_its_result(dtype: str) -> None:
         f"{dtype}: body {len(body) / 1e6:.1f} MB, peak {peak / 1e6:.1f} MB, result "
         f"{result / 1e6:.1f} MB"
     )
-    assert peak < result + 16 * json_tensor._CHUNK_BYTES
+    assert peak < result + 16 * numeric_arrays._CHUNK_BYTES

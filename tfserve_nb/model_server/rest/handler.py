@@ -21,10 +21,9 @@ result is dropped. No thread is created per request. :meth:`HttpRestApiHandler.p
 request runs on a pool thread, the model inline, and the event loop answers 504 at the
 deadline, which counts the wait for a pool thread and the model run, not JSON decoding.
 
-Compressed bodies (``Content-Encoding: gzip`` or ``deflate``) are inflated at most to
-:data:`MAX_DECOMPRESSED_BYTES` (upstream's ``ZLib::kMaxUncompressedBytes``, 100 MB); a body that
-would inflate further is, as upstream, read as empty (``JSON Parse error: The document is
-empty``) without inflating the rest.
+Compressed bodies are inflated by :mod:`.content_encoding`; the JSON codec is
+:mod:`.request_document` (parsing), :mod:`.predict_request`, :mod:`.predict_response`,
+:mod:`.examples` (classify and regress) and :mod:`.error_response`.
 """
 
 from __future__ import annotations
@@ -36,7 +35,6 @@ import os
 import re
 import threading
 import time
-import zlib
 from collections.abc import Callable, Mapping
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
@@ -61,7 +59,12 @@ from ...servables import predict_util
 from .. import service_impls
 from ..monitoring import METRICS
 from ..server_core import ServerCore
-from . import json_tensor
+from .content_encoding import decompress
+from .error_response import encode_error
+from .examples import decode_examples, encode_classify_results, encode_regress_results
+from .predict_request import decode_predict_request
+from .predict_response import encode_predict_response
+from .request_document import parse_json, signature_name
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
@@ -80,8 +83,6 @@ _INT64_MAX = 2**63 - 1
 DEADLINE_EXCEEDED_MESSAGE = "Timed out waiting for notification"
 """What TensorFlow's session says when a run outlives ``RunOptions.timeout_in_ms``."""
 SHUTTING_DOWN_MESSAGE = "The server is shutting down"
-MAX_DECOMPRESSED_BYTES = 100 * 1024 * 1024
-"""Upstream's cap on an inflated request body (``ZLib::kMaxUncompressedBytes``)."""
 JSON_HEADERS = (("Content-Type", "application/json"),)
 CORS_HEADERS = (
     ("Access-Control-Allow-Origin", "*"),
@@ -295,7 +296,7 @@ class HttpRestApiHandler:
         known = run.response
         response = RestResponse(
             HTTP_STATUS[code],
-            json_tensor.encode_error(message),
+            encode_error(message),
             list(JSON_HEADERS),
             model_name=known.model_name if known else "",
             method=known.method if known else "",
@@ -338,11 +339,11 @@ class HttpRestApiHandler:
                 response.body = self._dispatch(method, path, headers, body, response)
             except ServingStatusError as exc:
                 response.code = exc.code
-                response.body = json_tensor.encode_error(exc.message)
+                response.body = encode_error(exc.message)
             except Exception as exc:  # a bug must not take the server down
                 log.exception("REST %s %s failed", method, path)
                 response.code = Code.INTERNAL
-                response.body = json_tensor.encode_error(f"{type(exc).__name__}: {exc}")
+                response.body = encode_error(f"{type(exc).__name__}: {exc}")
         response.status = HTTP_STATUS[response.code]
         if self.enable_cors:
             response.headers.extend(CORS_HEADERS)
@@ -396,7 +397,7 @@ class HttpRestApiHandler:
         if last not in _APIS:  # matched case-insensitively, compared exactly (upstream)
             raise malformed
         response.method = last
-        body = _decompress(body, headers.get("Content-Encoding", ""))
+        body = decompress(body, headers.get("Content-Encoding", ""))
         if response.method == "predict":
             return self._predict(name, version, label, body, response)
         return self._classify_or_regress(response.method, name, version, label, body, response)
@@ -437,19 +438,19 @@ class HttpRestApiHandler:
         body: bytes,
         response: RestResponse,
     ) -> bytes:
-        doc = json_tensor.parse_json(body)
-        signature_name = json_tensor.signature_name(doc)
+        doc = parse_json(body)
+        requested_signature = signature_name(doc)
         with contextlib.ExitStack() as handle:
             served_version, servable = handle.enter_context(
                 self.core.servable(name, version, label)
             )
-            key = signature_name or predict_util.DEFAULT_SERVING_SIGNATURE_DEF_KEY
+            key = requested_signature or predict_util.DEFAULT_SERVING_SIGNATURE_DEF_KEY
             signature = servable.signatures.get(key)
             if signature is None:
                 raise invalid_argument(
                     f'Serving signature name: "{key}" not found in signature def'
                 )
-            inputs, request_format = json_tensor.decode_predict_request(doc, signature)
+            inputs, request_format = decode_predict_request(doc, signature)
             result = self._run_with_deadline(
                 lambda: predict_util.run_predict(
                     served_version,
@@ -461,7 +462,7 @@ class HttpRestApiHandler:
                 handle.pop_all(),
             )
         response.version = result.version
-        return json_tensor.encode_predict_response(result.outputs, request_format)
+        return encode_predict_response(result.outputs, request_format)
 
     def _classify_or_regress(
         self,
@@ -475,8 +476,8 @@ class HttpRestApiHandler:
         """``ProcessClassifyRequest`` / ``ProcessRegressRequest``: the body becomes a
         ``ClassificationRequest`` or ``RegressionRequest`` (its JSON errors come first), which
         is answered as over gRPC and written as ``{"results": ...}``."""
-        doc = json_tensor.parse_json(body)
-        request_input = json_tensor.decode_examples(doc)
+        doc = parse_json(body)
+        request_input = decode_examples(doc)
         classify = api == "classify"
         request = (
             classification_pb2.ClassificationRequest()
@@ -484,14 +485,14 @@ class HttpRestApiHandler:
             else regression_pb2.RegressionRequest()
         )
         _fill_model_spec(request.model_spec, name, version, label)
-        request.model_spec.signature_name = json_tensor.signature_name(doc)
+        request.model_spec.signature_name = signature_name(doc)
         request.input.CopyFrom(request_input)
         run = service_impls.classify if classify else service_impls.regress
         answer = self._run_with_deadline(lambda: run(self.core, request), contextlib.ExitStack())
         response.version = answer.model_spec.version.value
         if classify:
-            return json_tensor.encode_classify_results(answer.result)
-        return json_tensor.encode_regress_results(answer.result)
+            return encode_classify_results(answer.result)
+        return encode_regress_results(answer.result)
 
 
 def _fill_model_spec(model_spec: Any, name: str, version: int | None, label: str | None) -> None:
@@ -501,40 +502,6 @@ def _fill_model_spec(model_spec: Any, name: str, version: int | None, label: str
         model_spec.version.value = version
     if label is not None:
         model_spec.version_label = label
-
-
-def _decompress(body: bytes, encoding: str) -> bytes:
-    """Request bodies may be gzip- or deflate-compressed (``Content-Encoding``). Inflated at
-    most to :data:`MAX_DECOMPRESSED_BYTES`: past it the body reads as empty, as upstream's
-    ``ReadRequestGzipBytes`` does, and the rest is never inflated."""
-    encoding = encoding.strip().lower()
-    if encoding not in ("gzip", "deflate"):
-        return body
-    wbits = zlib.MAX_WBITS | 16 if encoding == "gzip" else zlib.MAX_WBITS
-    parts: list[bytes] = []
-    size = 0
-    data = body
-    try:
-        while data:  # a gzip body may hold several members, one after another
-            inflater = zlib.decompressobj(wbits)
-            part = inflater.decompress(data, MAX_DECOMPRESSED_BYTES - size + 1)
-            size += len(part)
-            if size > MAX_DECOMPRESSED_BYTES or inflater.unconsumed_tail:
-                log.error(
-                    "Failed to uncompress the %s request body: more than %d bytes inflated",
-                    encoding,
-                    MAX_DECOMPRESSED_BYTES,
-                )
-                return b""
-            if not inflater.eof:
-                raise zlib.error("the compressed data ends early")
-            parts.append(part)
-            data = inflater.unused_data if encoding == "gzip" else b""
-            if not data.strip(b"\0"):  # padding after the last member, as gzip.decompress
-                break
-    except zlib.error as exc:
-        raise invalid_argument(f"Failed to decompress {encoding} request body: {exc}") from None
-    return b"".join(parts)
 
 
 def _call_soon(loop: asyncio.AbstractEventLoop, callback: Callable[..., Any], *args: Any) -> None:

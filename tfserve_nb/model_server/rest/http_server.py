@@ -62,7 +62,7 @@ from uvicorn.protocols.http.httptools_impl import (
     RequestResponseCycle,
 )
 
-from . import json_tensor
+from .error_response import encode_error
 from .handler import HttpRestApiHandler, RestResponse
 
 log = logging.getLogger(__name__)
@@ -113,7 +113,7 @@ class _Headers:
 
 def _json_error(status: int, message: str, *, close: bool) -> bytes:
     """A whole HTTP/1.1 response answering ``{"error": message}``."""
-    body = json_tensor.encode_error(message)
+    body = encode_error(message)
     head = [
         STATUS_LINE[status],
         b"Content-Type: application/json\r\n",
@@ -322,7 +322,7 @@ class _App:
             send,
             RestResponse(
                 413,
-                json_tensor.encode_error(
+                encode_error(
                     f"{what} is larger than --rest_api_max_request_body_bytes={self.max_body}"
                 ),
                 [("Content-Type", "application/json")],
