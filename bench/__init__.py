@@ -3,7 +3,7 @@
 ``.venv/bin/python -m bench`` (``--quick``: under a minute) writes ``bench/results/RESULTS.md``,
 ``bench/results/performance.png`` and ``bench/results/raw/results.json`` (``--quick``: under
 ``bench/results/quick/``). Side by side, on the same models (the digits classifier and the
-28x28x1 CNN of ``tests/models.py``), batch-1 requests:
+28x28x1 CNN of ``tests/helpers/models.py``), batch-1 requests:
 
 1. the limit: the SavedModel's signature called in-process, batch 1 and batched
    (:mod:`bench.inprocess`);

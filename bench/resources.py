@@ -5,12 +5,13 @@ For each case (row format ``{"instances": [[...], ...]}`` or columnar ``{"inputs
 64 numbers per row: ``float``, random float32 values as ``json.dumps`` writes them (~18 digits);
 ``int``, integers in [0, 256); ``short``, one-decimal floats ``0.0`` to ``0.9`` without spaces, the
 most numbers per byte), a fresh server serves three models: ``digits`` (the digits classifier of
-``tests/models.py``, float32[?,64] -> [?,10]), ``int_max`` and ``float_max`` (:func:`max_model`:
-int32 or float32[?,64] -> the row's maximum, [?,1], an answer that costs little). A body of
-about ``--mb`` MB is POSTed once, while two bystander clients (one REST, one gRPC) send one-row
-predicts to ``digits`` back to back. The server is ``python -m tfserve_nb.model_server``
-("fast"), or :mod:`bench.regular_json_server`, the same with the codec's path for large numeric
-arrays off ("regular": the REST JSON path before it, for before/after). Reported per case:
+``tests/helpers/models.py``, float32[?,64] -> [?,10]), ``int_max`` and ``float_max``
+(:func:`max_model`: int32 or float32[?,64] -> the row's maximum, [?,1], an answer that costs
+little). A body of about ``--mb`` MB is POSTed once, while two bystander clients (one REST, one
+gRPC) send one-row predicts to ``digits`` back to back. The server is ``python -m
+tfserve_nb.model_server`` ("fast"), or :mod:`bench.regular_json_server`, the same with the codec's
+path for large numeric arrays off ("regular": the REST JSON path before it, for before/after).
+Reported per case:
 
 - the server's resident-memory growth during the request, as a multiple of the body: the peak
   (``VmHWM`` of ``/proc/<pid>/status``, reset through ``/proc/<pid>/clear_refs`` just before)
@@ -327,7 +328,7 @@ def measure(
 
 def export_models(root: Path) -> list[Any]:
     """Export ``digits``, ``int_max`` and ``float_max`` under ``root``; their model configs."""
-    from tests import models
+    from tests.helpers import models
     from tfserve_nb import ModelConfig, export_model
 
     export_model(models.digits_classifier()[0], root / FLOAT_MODEL, 1)

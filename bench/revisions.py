@@ -1,9 +1,9 @@
 """Batch-1 latency of this tree against an earlier revision, side by side, on one machine.
 
 ``python -m bench.revisions --baseline REV [--rounds 3] [--seconds 3] [--out FILE]`` checks REV
-out into a temporary git worktree and, for the digits model of ``tests/models.py``, measures in
-each tree, the trees taking turns for ``--rounds`` rounds (so load from elsewhere falls on
-both alike):
+out into a temporary git worktree and, for the digits model of ``tests/helpers/models.py``,
+measures in each tree, the trees taking turns for ``--rounds`` rounds (so load from elsewhere
+falls on both alike):
 
 - ``in-process``: the server's own call of the serving signature at batch 1, as
   :mod:`bench.inprocess` measures it in a bare process (``prepared``);
@@ -138,7 +138,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--out", type=Path, default=ROOT / "bench" / "results" / "REVISIONS.md")
     args = parser.parse_args(argv)
 
-    from tests import models
+    from tests.helpers import models
 
     facts = machine_facts()
     results: dict[str, dict[str, list[float]]] = {}

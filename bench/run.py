@@ -47,7 +47,7 @@ SWITCH_CLIENTS = 64
 
 @dataclass(frozen=True)
 class ModelSpec:
-    """A benchmark model: its generator in ``tests/models.py`` and its one input."""
+    """A benchmark model: its generator in ``tests/helpers/models.py`` and its one input."""
 
     name: str
     input: str
@@ -55,7 +55,7 @@ class ModelSpec:
 
     def build(self) -> Any:
         """The Keras model (deterministic: the generators are seeded)."""
-        from tests import models
+        from tests.helpers import models
 
         if self.name == "digits":
             return models.digits_classifier()[0]
@@ -408,7 +408,7 @@ def measure_lifecycle(
             export_model(model, base, version)
             exported = time.perf_counter()
             if triggered:
-                server.reload(list(server.models.values()))
+                server.reload_config(list(server.models.values()))
             while server.predict_detailed(x).version != version:
                 if time.perf_counter() - exported > 60:
                     raise RuntimeError(f"version {version} did not answer within 60 s")

@@ -1,5 +1,6 @@
 """Shared fixtures. Sections, in order: environment (the line below the imports' start),
-helpers, exported test models (session-scoped), base paths a test may modify (function-scoped).
+test tiers (markers set at collection), helpers, exported test models (session-scoped), base
+paths a test may modify (function-scoped).
 
 Conventions for adding fixtures here:
 
@@ -7,9 +8,17 @@ Conventions for adding fixtures here:
   ``tmp_path_factory``; what a test may modify is function-scoped and copied into ``tmp_path``.
 - Session-scoped artifacts are read-only by convention: never write into a ``ModelVersions``
   directory; make a base path of your own with :meth:`ModelVersions.make_base_path`.
-- Model generators live in ``tests/models.py``; fixtures only call them and export the result.
+- Model generators live in ``tests/helpers/models.py``; fixtures only call them and export the
+  result.
 - Import TensorFlow, Keras and ``models`` inside fixtures, not here: pure unit tests (``core/``)
   must not pay for TensorFlow.
+
+Tiers: ``scripts/test`` runs every test; ``scripts/check`` runs the fast tier,
+``-m "not docker and not browser and not server and not models"``. ``server`` and ``models`` are
+set here at collection (:func:`pytest_collection_modifyitems`), never by hand: ``models`` on every
+test whose fixtures export TensorFlow test models (:data:`MODEL_FIXTURES`), ``server`` on every
+test of the modules and folders in :data:`SERVER_MODULES`. A new test module that starts a model
+server or kernel process belongs in :data:`SERVER_MODULES`.
 """
 
 from __future__ import annotations
@@ -29,7 +38,48 @@ import pytest
 
 if TYPE_CHECKING:  # importing TensorFlow costs seconds; tests that need no model skip it
     import keras
-    import models
+
+    from tests.helpers import models
+
+# --- test tiers ----------------------------------------------------------------------------------
+
+MODEL_FIXTURES = frozenset({"model_cache", "testdata"})
+"""Fixtures that build and export TensorFlow test models (every ``*_models``/``*_base`` fixture
+below asks for ``model_cache``; ``testdata`` is the upstream suite's)."""
+
+SERVER_MODULES = (
+    "backends/test_local.py",
+    "bench/test_bench.py",
+    "model_server/test_batching_server.py",
+    "model_server/test_conformance_",  # every conformance suite
+    "model_server/test_monitoring.py",
+    "model_server/test_server_process.py",
+    "reliability/",
+    "test_client.py",
+    "test_commands.py",
+    "test_handle.py",
+    "upstream/",
+    "widgets/test_dashboard.py",
+    "widgets/test_kernels.py",
+)
+"""Path prefixes, relative to ``tests/``, of the modules whose tests start model server processes
+(embedded, local binary, ``tfserve-nb model-server``) or notebook kernels."""
+
+TESTS = Path(__file__).resolve().parent
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Mark each test ``models`` and/or ``server`` as :data:`MODEL_FIXTURES` and
+    :data:`SERVER_MODULES` say (notebooks, outside ``tests/``, are left as they are)."""
+    for item in items:
+        path = item.path.resolve()
+        if not path.is_relative_to(TESTS):
+            continue
+        if MODEL_FIXTURES & set(getattr(item, "fixturenames", ())):
+            item.add_marker(pytest.mark.models)
+        if path.relative_to(TESTS).as_posix().startswith(SERVER_MODULES):
+            item.add_marker(pytest.mark.server)
+
 
 # --- helpers -------------------------------------------------------------------------------------
 
@@ -101,7 +151,7 @@ def model_cache(tmp_path_factory: pytest.TempPathFactory) -> Path:
 @pytest.fixture(scope="session")
 def digits_data() -> models.DigitsData:
     """The digits train/test split the digits models were trained and scored on."""
-    import models
+    from tests.helpers import models
 
     return models.digits_data()
 
@@ -109,7 +159,7 @@ def digits_data() -> models.DigitsData:
 @pytest.fixture(scope="session")
 def digits_models(model_cache: Path) -> ModelVersions:
     """``digits``: version 1 (small, 88 % test accuracy) and version 2 (improved, 97 %)."""
-    import models
+    from tests.helpers import models
 
     settings: dict[int, dict[str, Any]] = {1: {}, 2: {"epochs": 20, "hidden_units": 64}}
     return _export_versions(
@@ -120,7 +170,7 @@ def digits_models(model_cache: Path) -> ModelVersions:
 @pytest.fixture(scope="session")
 def half_plus_two_models(model_cache: Path) -> ModelVersions:
     """``half_plus_two``: version 1 answers ``0.5 * x + 2``, version 2 ``0.5 * x + 3``."""
-    import models
+    from tests.helpers import models
 
     return _export_versions(model_cache, "half_plus_two", models.half_plus_two, (1, 2))
 
@@ -128,7 +178,7 @@ def half_plus_two_models(model_cache: Path) -> ModelVersions:
 @pytest.fixture(scope="session")
 def multi_io_models(model_cache: Path) -> ModelVersions:
     """``multi_io``: version 1, inputs ``a``/``b``, outputs ``sum``/``doubled``."""
-    import models
+    from tests.helpers import models
 
     return _export_versions(model_cache, "multi_io", lambda _: models.multi_io_model(), (1,))
 
@@ -136,7 +186,7 @@ def multi_io_models(model_cache: Path) -> ModelVersions:
 @pytest.fixture(scope="session")
 def image_cnn_models(model_cache: Path) -> ModelVersions:
     """``image_cnn``: version 1, input ``image`` float32[?,28,28,1], untrained."""
-    import models
+    from tests.helpers import models
 
     return _export_versions(model_cache, "image_cnn", lambda _: models.image_cnn(), (1,))
 
@@ -145,7 +195,7 @@ def image_cnn_models(model_cache: Path) -> ModelVersions:
 def half_plus_two_examples_models(model_cache: Path) -> ModelVersions:
     """``half_plus_two_examples``: version 1 of ``half_plus_two`` with TF Serving's tf.Example
     test signatures ``classify_x_to_y`` and ``regress_x_to_y`` beside ``serving_default``."""
-    import models
+    from tests.helpers import models
 
     return _export_versions(
         model_cache,
@@ -160,7 +210,7 @@ def half_plus_two_examples_models(model_cache: Path) -> ModelVersions:
 def color_models(model_cache: Path) -> ModelVersions:
     """``color``: version 1 of ``color_classifier`` with its tf.Example signatures
     ``classification`` (labels and scores) and ``scores`` beside ``serving_default``."""
-    import models
+    from tests.helpers import models
 
     return _export_versions(
         model_cache,
@@ -174,7 +224,7 @@ def color_models(model_cache: Path) -> ModelVersions:
 @pytest.fixture(scope="session")
 def dtypes_models(model_cache: Path) -> ModelVersions:
     """``dtypes``: version 1, one input per dtype of ``models.JSON_DTYPES``, echoed back."""
-    import models
+    from tests.helpers import models
 
     return _export_versions(model_cache, "dtypes", lambda _: models.dtypes_echo(), (1,))
 
@@ -182,7 +232,7 @@ def dtypes_models(model_cache: Path) -> ModelVersions:
 @pytest.fixture(scope="session")
 def float16_models(model_cache: Path) -> ModelVersions:
     """``float16``: version 1, one ``float16`` input echoed back (no JSON conversion exists)."""
-    import models
+    from tests.helpers import models
 
     return _export_versions(
         model_cache, "float16", lambda _: models.dtypes_echo(("float16",)), (1,)
@@ -192,7 +242,7 @@ def float16_models(model_cache: Path) -> ModelVersions:
 @pytest.fixture(scope="session")
 def busy_wait_models(model_cache: Path) -> ModelVersions:
     """``busy_wait``: version 1, answers ``y = seconds`` after busy-waiting that long."""
-    import models
+    from tests.helpers import models
 
     return _export_versions(model_cache, "busy_wait", lambda _: models.busy_wait(), (1,))
 
@@ -201,7 +251,7 @@ def busy_wait_models(model_cache: Path) -> ModelVersions:
 def sequential_models(model_cache: Path) -> ModelVersions:
     """``sequential``: versions 1 and 2 of ``models.sequential``, built one after the other,
     so their input aliases differ (``keras_tensor_<n>``, a new ``n`` each)."""
-    import models
+    from tests.helpers import models
 
     return _export_versions(model_cache, "sequential", models.sequential, (1, 2))
 
@@ -209,7 +259,7 @@ def sequential_models(model_cache: Path) -> ModelVersions:
 @pytest.fixture(scope="session")
 def column_names_models(model_cache: Path) -> ModelVersions:
     """``column_names``: version 1, inputs ``petal-width``, ``f.x`` and ``2nd``."""
-    import models
+    from tests.helpers import models
 
     return _export_versions(model_cache, "column_names", lambda _: models.column_names(), (1,))
 
@@ -217,7 +267,7 @@ def column_names_models(model_cache: Path) -> ModelVersions:
 @pytest.fixture(scope="session")
 def tabular_models(model_cache: Path) -> ModelVersions:
     """``tabular``: version 1, inputs ``flat`` [?], ``column`` [?,1] and ``vector`` [?,3]."""
-    import models
+    from tests.helpers import models
 
     return _export_versions(model_cache, "tabular", lambda _: models.tabular(), (1,))
 

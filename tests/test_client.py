@@ -1,9 +1,13 @@
 """ServingClient against the embedded server: requests built from the signature of the version
-that answers (versions whose input names differ), and DataFrame / dict-of-columns input."""
+that answers (versions whose input names differ), DataFrame / dict-of-columns input, errors that
+are the same over gRPC and REST, and the same call shapes as the ModelServer handle."""
 
 from __future__ import annotations
 
 import collections
+import functools
+import inspect
+import socket
 import time
 from collections.abc import Callable
 from typing import Any
@@ -14,7 +18,8 @@ import pytest
 
 import tfserve_nb as tfs
 from tfserve_nb.client import ServingClient
-from tfserve_nb.errors import ServingError
+from tfserve_nb.errors import DeadlineExceededError, InvalidArgumentError, ServingError
+from tfserve_nb.handle import ModelServer
 
 X = [[1.0, 2.0, 3.0]]
 """A ``sequential`` example: version ``v`` answers ``6 + v``."""
@@ -136,9 +141,9 @@ def test_predict_takes_a_data_frame_and_a_dict_of_columns(tmp_path, tabular_mode
         for columnar in (False, True):
             rest = server.client.predict_rest(frame, columnar=columnar)
             np.testing.assert_array_equal(rest, expected)
-        with pytest.raises(ValueError, match=r"the DataFrame columns have missing \['flat'\]"):
+        with pytest.raises(InvalidArgumentError, match=r"the DataFrame columns have missing"):
             server.predict(frame.drop(columns="flat"))
-        with pytest.raises(ValueError, match=r"extra \['flat2'\]"):
+        with pytest.raises(InvalidArgumentError, match=r"extra \['flat2'\]"):
             server.predict({**columns, "flat2": [1.0, 2.0]})
 
 
@@ -147,7 +152,7 @@ def test_inputs_named_like_data_frame_columns_predict_over_grpc_and_rest(
 ):
     """Waits on the servable's feeding by signature alias: before it, the server answered
     ``INTERNAL: KeyError: 'petal_width'`` (tf.function's sanitized argument name)."""
-    import models
+    from tests.helpers import models
 
     frame = pd.DataFrame({"2nd": [1.0, 2.0], "petal-width": [3.0, 4.0], "f.x": [5.0, 6.0]})
     expected = [[153.0], [264.0]]  # petal-width + 10 * f.x + 100 * 2nd
@@ -162,3 +167,63 @@ def test_inputs_named_like_data_frame_columns_predict_over_grpc_and_rest(
             for columnar in (False, True):
                 np.testing.assert_array_equal(client.predict_rest(x, columnar=columnar), expected)
         client.close()
+
+
+def test_a_refusal_has_the_same_code_over_grpc_and_rest(half_plus_two_base):
+    with tfs.serve(half_plus_two_base, backend="embedded") as server:
+        client = server.client
+        with pytest.raises(ServingError) as over_grpc:
+            client.status(model_name="absent")
+        with pytest.raises(ServingError) as over_rest:
+            client.rest("GET", client.rest_path("absent"))
+        assert over_grpc.value.code == over_rest.value.code == "NOT_FOUND"
+        assert (over_grpc.value.http_status, over_rest.value.http_status) == (None, 404)
+        with pytest.raises(ServingError) as over_rest:
+            client.rest("POST", client.rest_path(server.model_name) + ":predict", {"x": 1})
+        assert (over_rest.value.code, over_rest.value.http_status) == ("INVALID_ARGUMENT", 400)
+        client.close()
+        with pytest.raises(ServingError) as closed:
+            client.status()
+        assert closed.value.code == "CANCELLED"
+
+
+def test_no_server_is_unavailable_and_a_silent_one_a_deadline():
+    with socket.socket() as probe:  # a port nobody listens on
+        probe.bind(("127.0.0.1", 0))
+        refused = probe.getsockname()[1]
+    with socket.socket() as silent:  # accepts connections (the backlog), never answers
+        silent.bind(("127.0.0.1", 0))
+        silent.listen()
+        port = silent.getsockname()[1]
+        for where, expected in ((refused, ServingError), (port, DeadlineExceededError)):
+            client = ServingClient(
+                f"127.0.0.1:{where}", f"http://127.0.0.1:{where}", model_name="m", timeout=0.5
+            )
+            for call in (client.status, functools.partial(client.rest, "GET", "/v1/models/m")):
+                with pytest.raises(ServingError) as exc:
+                    call()
+                assert type(exc.value) is expected, exc.value
+                code = "UNAVAILABLE" if expected is ServingError else "DEADLINE_EXCEEDED"
+                assert (exc.value.code, exc.value.http_status) == (code, None), exc.value
+            client.close()
+
+
+def test_arguments_are_refused_before_anything_is_sent():
+    client = ServingClient("127.0.0.1:1")
+    with pytest.raises(InvalidArgumentError, match="no default model_name"):
+        client.status()
+    with pytest.raises(InvalidArgumentError, match="not both"):
+        client.predict(X, model_name="m", version=1, label="stable")
+    with pytest.raises(InvalidArgumentError, match="no rest_url"):
+        client.rest("GET", "/v1/models/m")
+    client.close()
+
+
+@pytest.mark.parametrize(
+    "name",
+    ["predict", "predict_detailed", "status", "metadata", "wait_until_available", "reload_config"],
+)
+def test_the_client_and_the_handle_share_names_and_signatures(name):
+    assert inspect.signature(getattr(ServingClient, name)) == inspect.signature(
+        getattr(ModelServer, name)
+    )

@@ -8,12 +8,12 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import keras
-import models
 import numpy as np
 import pytest
 import tensorflow as tf
 from tensorflow_serving.apis import prediction_log_pb2
 
+from tests.helpers import models
 from tfserve_nb.errors import ExportError
 from tfserve_nb.export import (
     WARMUP_FILE,

@@ -9,7 +9,6 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import keras
-import models
 import numpy as np
 import pytest
 import tensorflow as tf
@@ -17,6 +16,7 @@ from tensorflow.core.protobuf import saved_model_pb2
 from tensorflow.python.saved_model import fingerprinting_utils
 from tensorflow_serving.apis import classification_pb2, regression_pb2
 
+from tests.helpers import models
 from tfserve_nb.errors import ExportError
 from tfserve_nb.export import ClassifySignature, RegressSignature, export_model
 from tfserve_nb.servables.classifier import run_classify

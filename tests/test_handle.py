@@ -2,17 +2,22 @@
 
 from __future__ import annotations
 
+import functools
 import os
 import signal
 import subprocess
 import sys
 import textwrap
+import threading
 import time
+from collections.abc import Callable
 
 import numpy as np
 import pytest
 
 import tfserve_nb as tfs
+from tfserve_nb.config import ModelConfig
+from tfserve_nb.core.version_policy import All, Specific
 from tfserve_nb.errors import ConfigError, ServerStartError, ServingError
 
 
@@ -87,6 +92,58 @@ def test_version_policy_and_labels(hp2, half_plus_two_base, half_plus_two_models
     assert exc.value.code == "NOT_FOUND"
     with pytest.raises(ConfigError):
         hp2.set_version_policy("newest")
+
+
+def test_concurrent_config_changes_lose_none(half_plus_two_base, half_plus_two_models):
+    """ModelServer is thread-safe: config changes made by threads at the same moment — one
+    model's policy, and each model's labels — are applied one after another, none lost."""
+    half_plus_two_models.add_version(half_plus_two_base, 2)
+    names = ["m0", "m1", "m2", "m3"]
+    configs = [ModelConfig(name, str(half_plus_two_base), All()) for name in names]
+    with tfs.serve(configs, backend="embedded") as server:
+        for name in names:
+            for version in (1, 2):
+                server.wait_until_available(version, model_name=name, timeout=60)
+        for round_ in range(3):  # each round: every thread makes one change at once
+            policy = Specific((1, 2)) if round_ % 2 == 0 else All()  # both keep versions 1, 2
+            labels = {
+                name: {"stable": 1, "canary": 1 + (i + round_) % 2} for i, name in enumerate(names)
+            }
+            changes: list[Callable[[], None]] = [
+                functools.partial(server.set_version_policy, policy, model_name="m0", wait=False)
+            ] + [
+                functools.partial(server.set_labels, labels[name], model_name=name)
+                for name in names
+            ]
+            run_together(changes)
+            assert server.models["m0"].version_policy == policy
+            assert {name: server.models[name].labels for name in names} == labels
+            for name in names:  # the config the server was sent last holds every change too
+                for label, version in labels[name].items():
+                    answer = server.predict_detailed([[1.0]], model_name=name, label=label)
+                    assert answer.version == version, (round_, name, label)
+
+
+def run_together(calls: list[Callable[[], None]]) -> None:
+    """Run ``calls`` in threads released at the same moment; raise the first failure."""
+    start = threading.Barrier(len(calls))
+    failures: list[BaseException] = []
+
+    def run(call: Callable[[], None]) -> None:
+        start.wait()
+        try:
+            call()
+        except BaseException as exc:
+            failures.append(exc)
+
+    threads = [threading.Thread(target=run, args=(call,)) for call in calls]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(120)
+    assert not any(thread.is_alive() for thread in threads), "a change did not return"
+    if failures:
+        raise failures[0]
 
 
 def test_serve_refuses_bad_input(tmp_path):

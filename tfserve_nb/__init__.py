@@ -7,8 +7,9 @@ Three lines — export, serve, predict — and a real TF-Serving-compatible serv
     server = tfs.serve("models/digits")                  # embedded, docker or local backend
     server.predict(x)
 
-Heavy dependencies (TensorFlow, gRPC, Docker, ipywidgets) are imported on first use, so
-``import tfserve_nb`` is instant.
+Everything a notebook calls, every type those calls return and every exception they raise is
+here (``__all__``). Heavy dependencies (TensorFlow, gRPC, Docker, ipywidgets) are imported on
+first use, so ``import tfserve_nb`` is instant.
 """
 
 from __future__ import annotations
@@ -16,19 +17,37 @@ from __future__ import annotations
 import importlib
 from typing import TYPE_CHECKING, Any
 
-__version__ = "0.1.0"
+from .version import __version__
 
 __all__ = [
     "All",
+    "Backend",
+    "BackendError",
+    "BackendUnavailableError",
     "ClassifySignature",
+    "ConfigError",
+    "Dashboard",
+    "DeadlineExceededError",
+    "ExportError",
     "ExportedModel",
+    "InvalidArgumentError",
     "Latest",
     "ModelConfig",
     "ModelServer",
+    "PredictResult",
     "RegressSignature",
+    "ServerProcess",
+    "ServerStartError",
+    "ServerTimeoutError",
     "ServingClient",
+    "ServingError",
+    "Signature",
     "Specific",
+    "SwitchOutcome",
+    "TensorSpec",
+    "TfServeNbError",
     "TrafficSplit",
+    "VersionStatus",
     "__version__",
     "dashboard",
     "errors",
@@ -44,24 +63,56 @@ _LAZY = {
     "serve": "tfserve_nb.handle",
     "ModelServer": "tfserve_nb.handle",
     "ServingClient": "tfserve_nb.client",
+    "PredictResult": "tfserve_nb.client",
+    "VersionStatus": "tfserve_nb.client",
+    "Signature": "tfserve_nb.protocol.signature",
+    "TensorSpec": "tfserve_nb.protocol.signature",
+    "Backend": "tfserve_nb.backends.base",
+    "ServerProcess": "tfserve_nb.backends.base",
     "ModelConfig": "tfserve_nb.config",
     "Latest": "tfserve_nb.core.version_policy",
     "All": "tfserve_nb.core.version_policy",
     "Specific": "tfserve_nb.core.version_policy",
     "TrafficSplit": "tfserve_nb.traffic.split",
     "dashboard": "tfserve_nb.widgets",
+    "Dashboard": "tfserve_nb.widgets",
+    "SwitchOutcome": "tfserve_nb.widgets",
     "errors": "tfserve_nb.errors",
+    "TfServeNbError": "tfserve_nb.errors",
+    "ExportError": "tfserve_nb.errors",
+    "ConfigError": "tfserve_nb.errors",
+    "InvalidArgumentError": "tfserve_nb.errors",
+    "BackendError": "tfserve_nb.errors",
+    "BackendUnavailableError": "tfserve_nb.errors",
+    "ServerStartError": "tfserve_nb.errors",
+    "ServerTimeoutError": "tfserve_nb.errors",
+    "ServingError": "tfserve_nb.errors",
+    "DeadlineExceededError": "tfserve_nb.errors",
 }
 
 if TYPE_CHECKING:
     from . import errors
-    from .client import ServingClient
+    from .backends.base import Backend, ServerProcess
+    from .client import PredictResult, ServingClient, VersionStatus
     from .config import ModelConfig
     from .core.version_policy import All, Latest, Specific
+    from .errors import (
+        BackendError,
+        BackendUnavailableError,
+        ConfigError,
+        DeadlineExceededError,
+        ExportError,
+        InvalidArgumentError,
+        ServerStartError,
+        ServerTimeoutError,
+        ServingError,
+        TfServeNbError,
+    )
     from .export import ClassifySignature, ExportedModel, RegressSignature, export_model
     from .handle import ModelServer, serve
+    from .protocol.signature import Signature, TensorSpec
     from .traffic.split import TrafficSplit
-    from .widgets import dashboard
+    from .widgets import Dashboard, SwitchOutcome, dashboard
 
 
 def __getattr__(name: str) -> Any:

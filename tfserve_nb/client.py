@@ -2,7 +2,12 @@
 
 Works the same against ``tensorflow_model_server``, the ``tensorflow/serving`` container and the
 embedded server, because it only speaks the protocol. Errors the server answers with become
-:class:`~tfserve_nb.errors.ServingError` carrying the server's code and text unchanged.
+:class:`~tfserve_nb.errors.ServingError` carrying the server's canonical code and text unchanged,
+over gRPC and REST alike; a server that cannot be reached is a ServingError too (UNAVAILABLE,
+as gRPC reports it), and a request past its deadline a
+:class:`~tfserve_nb.errors.DeadlineExceededError` (:func:`tfserve_nb.errors.transport_errors`
+is where every call's transport errors are mapped). Arguments refused before sending raise
+:class:`~tfserve_nb.errors.InvalidArgumentError`, a ``ValueError``.
 
 **Which version's signature a request is built from.** A predict request names its inputs by
 the signature's aliases and casts them to its dtypes, and those may differ between versions
@@ -19,8 +24,8 @@ by what the server says anyway:
 - every ``PredictResponse`` carries ``model_spec.version``, the version that answered; when a
   target's answer comes from another version than recorded, the next request is built from
   that version's signature (fetched once with ``GetModelMetadata`` if not known yet);
-- when a request built from what was known is refused — ``INVALID_ARGUMENT`` (gRPC), HTTP 400
-  (REST), or the client's own check of the inputs' names and dtypes — the client asks
+- when a request built from what was known is refused — ``INVALID_ARGUMENT`` (HTTP 400 over
+  REST), or the client's own check of the inputs' names and dtypes — the client asks
   ``GetModelMetadata`` for the target again (its answer names the version it describes) and,
   if that signature's inputs differ from the ones the request was built from, sends it once
   more built from them. That is how the first request after a switch to a version with other
@@ -37,8 +42,6 @@ from __future__ import annotations
 
 import json
 import threading
-import time
-import urllib.error
 import urllib.parse
 import urllib.request
 from collections.abc import Callable, Mapping, Sequence
@@ -57,7 +60,8 @@ from tensorflow_serving.apis import (
 )
 
 from .config import ModelConfig, to_server_config
-from .errors import ServerTimeoutError, ServingError
+from .core.servable_state import ManagerState
+from .errors import InvalidArgumentError, ServerTimeoutError, ServingError, transport_errors
 from .protocol import tensor_proto
 from .protocol.signature import (
     DEFAULT_SERVING_SIGNATURE_DEF_KEY,
@@ -66,11 +70,13 @@ from .protocol.signature import (
 )
 from .request_inputs import request_inputs
 from .traffic.split import TrafficSplit
+from .waiting import wait_until
 
 _Answer = TypeVar("_Answer")
 
-STALE_SIGNATURE_CODES = frozenset({"INVALID_ARGUMENT", "HTTP 400"})
-"""Refusals that may come from a request built from another version's signature."""
+STALE_SIGNATURE_CODES = frozenset({"INVALID_ARGUMENT"})
+"""Refusals that may come from a request built from another version's signature (over REST,
+every HTTP 400, which is INVALID_ARGUMENT in :data:`~tfserve_nb.errors.CODE_OF_HTTP_STATUS`)."""
 
 MAX_MESSAGE_BYTES = 2**31 - 1
 """No 4 MB cap on messages (gRPC's default, a classic TF Serving trip-up)."""
@@ -86,14 +92,11 @@ is tearing down has its call CANCELLED (measured against a bare grpcio server, r
 concurrent calls on fresh ``grpc.aio`` channels: 43 of 6,000 CANCELLED, none of 6,000 with
 local pools)."""
 
-STATE_NAMES = {
-    0: "UNKNOWN",
-    10: "START",
-    20: "LOADING",
-    30: "AVAILABLE",
-    40: "UNLOADING",
-    50: "END",
-}
+STATUS_POLL_SECONDS = 0.05
+"""How often a wait for a version's state asks ``GetModelStatus``."""
+
+STATE_NAMES = {state.value: state.name for state in ManagerState}
+"""``ModelVersionStatus.State`` numbers -> names, as the core's :class:`ManagerState` has them."""
 
 
 @dataclass(frozen=True)
@@ -171,7 +174,12 @@ class ServingClient:
     ``grpc_target`` is ``host:port``; ``rest_url`` (``http://host:port``) is needed only for
     :meth:`predict_rest`. ``model_name`` is the default for every call's ``model_name``.
     Predictions are built from the signature of the version expected to answer (module
-    docstring). Thread-safe.
+    docstring). Every call raises :class:`~tfserve_nb.errors.TfServeNbError` subclasses only
+    (module docstring). Thread-safe.
+
+    Methods share their names and signatures with :class:`~tfserve_nb.handle.ModelServer`'s:
+    the subject of a call (``x``, ``version``, ``configs``) is positional, every option —
+    ``model_name`` included — keyword-only.
     """
 
     def __init__(
@@ -198,26 +206,29 @@ class ServingClient:
         return f"ServingClient({self.grpc_target!r}, rest_url={self.rest_url!r})"
 
     def close(self) -> None:
+        """Close the channel; later calls raise ServingError CANCELLED."""
         self._channel.close()
 
     # ---- calls -------------------------------------------------------------------------------
 
     def _call(self, method: Any, request: Any, timeout: float | None = None) -> Any:
-        try:
+        with transport_errors(self.grpc_target):
             return method(request, timeout=timeout or self.timeout)
-        except grpc.RpcError as exc:
-            raise ServingError(exc.code().name, exc.details() or "") from None
 
     def _name(self, model_name: str | None) -> str:
         name = model_name or self.model_name
         if not name:
-            raise ValueError("No model_name given and the client has no default model_name")
+            raise InvalidArgumentError(
+                "No model_name given and the client has no default model_name: pass model_name="
+            )
         return name
 
     def _target(self, model_name: str | None, version: int | None, label: str | None) -> Target:
         """The target a call names (the client's model by default); a version or a label."""
         if version is not None and label is not None:
-            raise ValueError("Give a version or a label, not both")
+            raise InvalidArgumentError(
+                f"Give a version or a label, not both (got version={version!r}, label={label!r})"
+            )
         return (self._name(model_name), version, label)
 
     @staticmethod
@@ -234,9 +245,9 @@ class ServingClient:
 
     def signature(
         self,
-        model_name: str | None = None,
         signature_name: str | None = None,
         *,
+        model_name: str | None = None,
         version: int | None = None,
         label: str | None = None,
     ) -> Signature:
@@ -267,7 +278,7 @@ class ServingClient:
         error: Exception
         try:
             inputs = request_inputs(x, signature, model_name=target[0], version=served)
-        except ValueError as exc:
+        except InvalidArgumentError as exc:
             error = exc
         else:
             try:
@@ -307,7 +318,7 @@ class ServingClient:
         by its weights."""
         if split is not None:
             if version is not None or label is not None:
-                raise ValueError("predict: give a split or a version/label, not both")
+                raise InvalidArgumentError("predict: give a split or a version/label, not both")
             version, label = split.next()
         target = self._target(model_name, version, label)
 
@@ -326,9 +337,29 @@ class ServingClient:
             self._signatures.answered(target, served)
         return PredictResult(outputs, served, response.model_spec.signature_name)
 
-    def predict(self, x: Any, **kwargs: Any) -> np.ndarray | dict[str, np.ndarray]:
+    def predict(
+        self,
+        x: Any,
+        *,
+        model_name: str | None = None,
+        version: int | None = None,
+        label: str | None = None,
+        signature_name: str | None = None,
+        output_filter: Sequence[str] = (),
+        timeout: float | None = None,
+        split: TrafficSplit | None = None,
+    ) -> np.ndarray | dict[str, np.ndarray]:
         """Like :meth:`predict_detailed`, returning the output array (a dict if several)."""
-        return self.predict_detailed(x, **kwargs).value()
+        return self.predict_detailed(
+            x,
+            model_name=model_name,
+            version=version,
+            label=label,
+            signature_name=signature_name,
+            output_filter=output_filter,
+            timeout=timeout,
+            split=split,
+        ).value()
 
     def predict_rest(
         self,
@@ -381,9 +412,12 @@ class ServingClient:
         return path
 
     def rest(self, method: str, path: str, body: Any = None) -> Any:
-        """One REST call; returns the decoded JSON or raises ServingError with its text."""
+        """One REST call; returns the decoded JSON or raises ServingError with the server's
+        text, the canonical code of its HTTP status and ``http_status``."""
         if not self.rest_url:
-            raise ValueError("This client has no rest_url")
+            raise InvalidArgumentError(
+                "This client has no rest_url: create it with ServingClient(grpc_target, rest_url)"
+            )
         data = None if body is None else json.dumps(body).encode()
         request = urllib.request.Request(
             self.rest_url + path,
@@ -391,19 +425,14 @@ class ServingClient:
             method=method,
             headers={"Content-Type": "application/json"},
         )
-        try:
-            with urllib.request.urlopen(request, timeout=self.timeout) as reply:
-                return json.loads(reply.read())
-        except urllib.error.HTTPError as exc:
-            payload = exc.read()
-            try:
-                message = json.loads(payload)["error"]
-            except (ValueError, KeyError, TypeError):
-                message = payload.decode(errors="replace")
-            raise ServingError(f"HTTP {exc.code}", message) from None
+        with (
+            transport_errors(self.rest_url),
+            urllib.request.urlopen(request, timeout=self.timeout) as reply,
+        ):
+            return json.loads(reply.read())
 
     def status(
-        self, model_name: str | None = None, version: int | None = None
+        self, *, model_name: str | None = None, version: int | None = None
     ) -> list[VersionStatus]:
         """``GetModelStatus``: the model's versions, newest first."""
         request = get_model_status_pb2.GetModelStatusRequest()
@@ -427,8 +456,8 @@ class ServingClient:
 
     def metadata(
         self,
-        model_name: str | None = None,
         *,
+        model_name: str | None = None,
         version: int | None = None,
         label: str | None = None,
     ) -> dict[str, Signature]:
@@ -454,7 +483,9 @@ class ServingClient:
             self._signatures.learn(target, served, signatures)
         return served, signatures
 
-    def reload_config(self, configs: Sequence[ModelConfig], timeout: float | None = None) -> None:
+    def reload_config(
+        self, configs: Sequence[ModelConfig], *, timeout: float | None = None
+    ) -> None:
         """``HandleReloadConfigRequest``: make ``configs`` the server's whole model list."""
         request = model_management_pb2.ReloadConfigRequest()
         request.config.CopyFrom(to_server_config(configs))
@@ -463,40 +494,45 @@ class ServingClient:
 
     def wait_until_available(
         self,
-        model_name: str | None = None,
         version: int | None = None,
+        *,
+        model_name: str | None = None,
         timeout: float = 60.0,
-        poll_interval: float = 0.05,
     ) -> int:
         """Poll ``GetModelStatus`` until ``version`` (or any version) is AVAILABLE; return it.
 
         Raises ServingError at once if that version's load failed (END with an error), and
         ServerTimeoutError with the states seen when ``timeout`` passes.
         """
-        deadline = time.monotonic() + timeout
         seen: list[VersionStatus] | str = "no answer yet"
-        while True:
+
+        def available() -> int | None:
+            nonlocal seen
             try:
-                seen = self.status(model_name)
+                statuses = self.status(model_name=model_name)
             except ServingError as exc:
                 if exc.code not in ("NOT_FOUND", "UNAVAILABLE"):
                     raise
                 seen = exc.message
-            else:
-                for s in seen:
-                    if version is not None and s.version != version:
-                        continue
-                    if s.state == "AVAILABLE":
-                        return s.version
-                    if version is not None and s.state == "END" and s.error_code != "OK":
-                        raise ServingError(s.error_code, s.error_message)
-            if time.monotonic() >= deadline:
-                what = f"version {version}" if version is not None else "a version"
-                raise ServerTimeoutError(
-                    f"{what} of model {self._name(model_name)!r} did not become AVAILABLE "
-                    f"within {timeout:g} s; last status: {seen}"
-                )
-            time.sleep(poll_interval)
+                return None
+            seen = statuses
+            for s in statuses:
+                if version is not None and s.version != version:
+                    continue
+                if s.state == "AVAILABLE":
+                    return s.version
+                if version is not None and s.state == "END" and s.error_code != "OK":
+                    raise ServingError(s.error_code, s.error_message)
+            return None
+
+        def timed_out() -> ServerTimeoutError:
+            what = f"version {version}" if version is not None else "a version"
+            return ServerTimeoutError(
+                f"{what} of model {self._name(model_name)!r} did not become AVAILABLE "
+                f"within {timeout:g} s; last status: {seen}"
+            )
+
+        return wait_until(available, timeout, timed_out=timed_out, interval=STATUS_POLL_SECONDS)
 
 
 def _served_version(response: Any) -> int | None:

@@ -19,6 +19,8 @@ from typing import Any
 
 import numpy as np
 
+from .waiting import wait_until
+
 
 def _step(title: str) -> Callable[[str], None]:
     start = time.perf_counter()
@@ -94,11 +96,12 @@ def run(base_dir: str | None = None) -> dict[str, float]:
         t0 = time.perf_counter()
         export_model(model_v2, base_path)
         version = server.wait_until_available(2, timeout=30)
-        deadline = time.monotonic() + 30
-        while server.predict_detailed(x_test[:1]).version != 2:
-            if time.monotonic() > deadline:
-                raise RuntimeError("v2 is AVAILABLE but requests are still answered by v1")
-            time.sleep(0.01)
+        wait_until(
+            lambda: server.predict_detailed(x_test[:1]).version == 2,
+            30,
+            timed_out=lambda: RuntimeError("v2 is AVAILABLE but requests are still answered by v1"),
+            interval=0.01,
+        )
         results["switch_s"] = time.perf_counter() - t0
         stop()
         done(

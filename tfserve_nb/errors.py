@@ -1,20 +1,66 @@
-"""Exceptions raised by tfserve-nb's public API.
+"""Exceptions raised by tfserve-nb's public API, and the one place transport errors map into them.
 
 ::
 
     TfServeNbError                      everything below; catch this to catch them all
     ├── ExportError                     export_model refused its input or could not write a version
     ├── ConfigError                     a model config (policy, labels, config file) is invalid
+    │                                   (also a ValueError)
+    ├── InvalidArgumentError            a call's arguments were refused before anything was sent:
+    │                                   a version and a label, no model name, inputs that do not
+    │                                   match the signature (also a ValueError)
     ├── BackendError                    a serving backend is unusable here
     │   └── BackendUnavailableError     e.g. no Docker engine, no tensorflow_model_server binary
     ├── ServerStartError                a server process exited or never became ready
     ├── ServerTimeoutError              waited past a deadline (also a TimeoutError)
-    └── ServingError                    a server answered a request with a non-OK status
+    │   └── DeadlineExceededError       a request's deadline passed (also a ServingError)
+    └── ServingError                    a request ended with a non-OK canonical status
+        └── DeadlineExceededError       ``code == "DEADLINE_EXCEEDED"``
 
 Every message names what was wrong and, where there is one, what to do about it.
+
+:func:`transport_errors` is where what gRPC, ``urllib`` and the OS raise becomes this tree, the
+way httpx's ``map_exceptions`` does it for its transports; the client wraps every call in it and
+nothing else in the package catches transport exceptions. A :class:`ServingError` carries the
+canonical code whichever transport the request took:
+
+- gRPC ``RpcError``: its status code's name and details;
+- an HTTP error answer (``{"error": message}`` with a status): the code the status stands for in
+  TF Serving's REST front-end, whose JSON carries only the message. That front-end maps codes to
+  statuses with ``ToHTTPStatusCode`` (``tensorflow_serving/model_servers/http_server.cc``,
+  ported as :data:`tfserve_nb.core.status.HTTP_STATUS`); :data:`CODE_OF_HTTP_STATUS` is exactly
+  its inverse. Where upstream sends several codes as one status (400: INVALID_ARGUMENT,
+  FAILED_PRECONDITION, OUT_OF_RANGE; 409: ALREADY_EXISTS, ABORTED; 500: UNKNOWN, INTERNAL,
+  DATA_LOSS) the lowest-numbered code stands for it; a status upstream never sends is UNKNOWN.
+  ``http_status`` keeps the status itself;
+- no answer at all — the connection refused, reset or closed, the client's own channel closed —
+  is what gRPC reports for it: UNAVAILABLE (CANCELLED for a closed client), and a request whose
+  deadline passed is a :class:`DeadlineExceededError` on both transports.
+
+This module imports no transport library: a gRPC error can only reach the mapper once the client
+imported ``grpc``, so it looks the module up in ``sys.modules``.
 """
 
 from __future__ import annotations
+
+import contextlib
+import http.client
+import json
+import sys
+import urllib.error
+from collections.abc import Iterator
+
+from .core.status import HTTP_STATUS, Code
+
+CODE_OF_HTTP_STATUS: dict[int, str] = {}
+"""HTTP status -> canonical code name: the inverse of upstream's ``ToHTTPStatusCode`` (module
+docstring), the lowest-numbered code where several share a status."""
+for _code in sorted(Code):
+    CODE_OF_HTTP_STATUS.setdefault(HTTP_STATUS[_code], _code.name)
+del _code
+
+CLOSED_CHANNEL_MESSAGE = "Cannot invoke RPC on closed channel!"
+"""The ``ValueError`` text grpcio raises for a call on a closed channel."""
 
 
 class TfServeNbError(Exception):
@@ -27,6 +73,11 @@ class ExportError(TfServeNbError):
 
 class ConfigError(TfServeNbError, ValueError):
     """A model config, version policy, label map or config file is invalid."""
+
+
+class InvalidArgumentError(TfServeNbError, ValueError):
+    """tfserve-nb refused a call's arguments before sending anything (the client-side twin of
+    the server's INVALID_ARGUMENT)."""
 
 
 class BackendError(TfServeNbError):
@@ -49,17 +100,89 @@ class ServerStartError(TfServeNbError):
 
 
 class ServerTimeoutError(TfServeNbError, TimeoutError):
-    """A wait (for a version to become AVAILABLE, for a port) ran past its deadline."""
+    """A wait (for a version to become AVAILABLE, for a port, for an answer) ran past its
+    deadline."""
 
 
 class ServingError(TfServeNbError):
-    """A server answered with a non-OK status.
+    """A request ended with a non-OK status.
 
-    ``code`` is the canonical code name (``"NOT_FOUND"``, ``"INVALID_ARGUMENT"``, ...) and
-    ``message`` the server's text, exactly as TF Serving would send it.
+    ``code`` is the canonical code name (``"NOT_FOUND"``, ``"INVALID_ARGUMENT"``, ...) on every
+    transport and ``message`` the server's text, exactly as TF Serving sends it (or, with no
+    answer, what went wrong). ``http_status`` is the HTTP status of a REST answer, ``None`` for
+    gRPC and when nothing answered.
     """
 
-    def __init__(self, code: str, message: str) -> None:
+    def __init__(self, code: str, message: str, *, http_status: int | None = None) -> None:
         super().__init__(f"[{code}] {message}")
         self.code = code
         self.message = message
+        self.http_status = http_status
+
+
+class DeadlineExceededError(ServingError, ServerTimeoutError):
+    """A request got no answer within its deadline: gRPC's DEADLINE_EXCEEDED, a REST read that
+    timed out or an HTTP 504. ``code`` is ``"DEADLINE_EXCEEDED"``."""
+
+
+def serving_error(code: str, message: str, *, http_status: int | None = None) -> ServingError:
+    """The :class:`ServingError` for ``code``: a :class:`DeadlineExceededError` for
+    DEADLINE_EXCEEDED."""
+    kind = DeadlineExceededError if code == Code.DEADLINE_EXCEEDED.name else ServingError
+    return kind(code, message, http_status=http_status)
+
+
+@contextlib.contextmanager
+def transport_errors(where: str) -> Iterator[None]:
+    """Run a gRPC call or an HTTP exchange with ``where`` (its address or URL) and raise what
+    the transport raised as this module's exceptions (the module docstring has the rules).
+    Exceptions of this tree and anything not from a transport pass unchanged."""
+    try:
+        yield
+    except TfServeNbError:
+        raise
+    except Exception as exc:
+        mapped = _mapped(exc, where)
+        if mapped is None:
+            raise
+        if isinstance(exc, urllib.error.HTTPError) or _is_rpc_error(exc):
+            raise mapped from None  # the server's answer says it all
+        raise mapped from exc
+
+
+def _is_rpc_error(exc: Exception) -> bool:
+    grpc = sys.modules.get("grpc")
+    return grpc is not None and isinstance(exc, grpc.RpcError)
+
+
+def _mapped(exc: Exception, where: str) -> ServingError | None:
+    if _is_rpc_error(exc):
+        return serving_error(exc.code().name, exc.details() or "")  # type: ignore[attr-defined]
+    if isinstance(exc, urllib.error.HTTPError):
+        return _http_error(exc)
+    reason = exc.reason if isinstance(exc, urllib.error.URLError) else exc
+    if isinstance(reason, TimeoutError):
+        return DeadlineExceededError(
+            Code.DEADLINE_EXCEEDED.name, f"no answer from {where} in time ({reason})"
+        )
+    if isinstance(exc, OSError | http.client.HTTPException):  # URLError is an OSError
+        return ServingError(Code.UNAVAILABLE.name, f"cannot reach {where}: {reason}")
+    if isinstance(exc, json.JSONDecodeError):
+        return ServingError(Code.INTERNAL.name, f"the answer of {where} is not JSON: {exc}")
+    if isinstance(exc, ValueError) and str(exc) == CLOSED_CHANNEL_MESSAGE:
+        return ServingError(
+            Code.CANCELLED.name,
+            f"the client of {where} is closed (ServingClient.close() or ModelServer.stop() ran)",
+        )
+    return None
+
+
+def _http_error(exc: urllib.error.HTTPError) -> ServingError:
+    """An HTTP error answer: the code its status stands for and the body's ``error`` text."""
+    payload = exc.read()
+    try:
+        message = json.loads(payload)["error"]
+    except (ValueError, KeyError, TypeError):
+        message = payload.decode(errors="replace")
+    code = CODE_OF_HTTP_STATUS.get(exc.code, Code.UNKNOWN.name)
+    return serving_error(code, str(message), http_status=exc.code)

@@ -11,17 +11,22 @@ import dataclasses
 import html
 import os
 import threading
-import time
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import Any
+
+import numpy as np
 
 from .backends.base import Backend, ServerProcess
 from .client import PredictResult, ServingClient, VersionStatus
 from .config import ModelConfig, validate
 from .core.version_policy import All, Latest, Specific, VersionPolicy
 from .errors import ConfigError, ServerTimeoutError, ServingError
+from .notebook_progress import notebook_progress
 from .protocol.signature import Signature
+from .rollout import check_labels, check_version_policy
+from .sources.file_system_storage_path_source import local_versions
 from .traffic.split import TrafficSplit
+from .waiting import wait_until
 
 PolicyLike = VersionPolicy | str | int | Iterable[int]
 
@@ -125,14 +130,17 @@ def serve(
     if backend == "auto":
         print(f"tfserve-nb: {reason}", flush=True)
     startup = [dataclasses.replace(c, labels={}) for c in configs]
-    process = chosen.start(startup, extra_args=extra_args, startup_timeout=timeout)
+
+    process = chosen.start(
+        startup, extra_args=extra_args, startup_timeout=timeout, progress=notebook_progress()
+    )
     server = ModelServer(process, startup, reason=reason)
     try:
         for config in configs:
             for version in _versions_to_wait_for(config):
-                server.wait_until_available(version, timeout, config.name)
+                server.wait_until_available(version, model_name=config.name, timeout=timeout)
         if any(c.labels for c in configs):
-            server.reload(configs)
+            server.reload_config(configs)
     except BaseException:
         server.stop()
         raise
@@ -150,7 +158,17 @@ def _versions_to_wait_for(config: ModelConfig) -> list[int | None]:
 
 class ModelServer:
     """A running model server and the way to talk to it. Stop it with :meth:`stop` or use it
-    as a context manager. Thread-safe."""
+    as a context manager.
+
+    Methods that do what a :class:`~tfserve_nb.client.ServingClient` method does have its name
+    and signature (the subject positional, options keyword-only) and default to this handle's
+    model; they raise :class:`~tfserve_nb.errors.TfServeNbError` subclasses only.
+
+    Thread-safe. A config change — :meth:`reload_config`, :meth:`set_version_policy`,
+    :meth:`set_labels` — reads the config this handle last sent, changes it, sends it and
+    records it under one lock, so concurrent changes are applied one after another and none is
+    lost; waiting for versions to load happens outside the lock.
+    """
 
     def __init__(self, process: ServerProcess, models: Sequence[ModelConfig], reason: str = ""):
         self.process = process
@@ -191,13 +209,15 @@ class ModelServer:
     def predict(
         self,
         x: Any,
+        *,
+        model_name: str | None = None,
         version: int | None = None,
         label: str | None = None,
         signature_name: str | None = None,
-        model_name: str | None = None,
-        *,
+        output_filter: Sequence[str] = (),
+        timeout: float | None = None,
         split: TrafficSplit | None = None,
-    ) -> Any:
+    ) -> np.ndarray | dict[str, np.ndarray]:
         """Predict over gRPC: numpy or lists in — for several inputs a dict keyed by input name,
         or a pandas DataFrame with a column per input — and numpy out (a dict when there are
         several outputs). Each request is built from the signature of the version that will
@@ -205,17 +225,26 @@ class ModelServer:
         (:mod:`tfserve_nb.client`). ``split`` (a :class:`~tfserve_nb.TrafficSplit`) picks the
         version or label of each call by its weights, e.g. a 90/10 canary share."""
         return self.predict_detailed(
-            x, version, label, signature_name, model_name, split=split
+            x,
+            model_name=model_name,
+            version=version,
+            label=label,
+            signature_name=signature_name,
+            output_filter=output_filter,
+            timeout=timeout,
+            split=split,
         ).value()
 
     def predict_detailed(
         self,
         x: Any,
+        *,
+        model_name: str | None = None,
         version: int | None = None,
         label: str | None = None,
         signature_name: str | None = None,
-        model_name: str | None = None,
-        *,
+        output_filter: Sequence[str] = (),
+        timeout: float | None = None,
         split: TrafficSplit | None = None,
     ) -> PredictResult:
         """Like :meth:`predict`, also telling which version answered."""
@@ -225,88 +254,150 @@ class ModelServer:
             version=version,
             label=label,
             signature_name=signature_name,
+            output_filter=output_filter,
+            timeout=timeout,
             split=split,
         )
 
-    def status(self, model_name: str | None = None) -> list[VersionStatus]:
-        """Every version the server knows of, newest first, with its state."""
-        return self.client.status(model_name)
+    def status(
+        self, *, model_name: str | None = None, version: int | None = None
+    ) -> list[VersionStatus]:
+        """Every version the server knows of (or ``version``), newest first, with its state."""
+        return self.client.status(model_name=model_name, version=version)
 
     def metadata(
-        self, model_name: str | None = None, version: int | None = None, label: str | None = None
+        self,
+        *,
+        model_name: str | None = None,
+        version: int | None = None,
+        label: str | None = None,
     ) -> dict[str, Signature]:
         """The served version's signatures."""
-        return self.client.metadata(model_name, version=version, label=label)
+        return self.client.metadata(model_name=model_name, version=version, label=label)
 
     def wait_until_available(
-        self, version: int | None = None, timeout: float = 60.0, model_name: str | None = None
+        self, version: int | None = None, *, model_name: str | None = None, timeout: float = 60.0
     ) -> int:
         """Wait until ``version`` (or any version) of the model is AVAILABLE; return it."""
-        return self.client.wait_until_available(model_name, version, timeout)
+        return self.client.wait_until_available(version, model_name=model_name, timeout=timeout)
 
     # ---- config ------------------------------------------------------------------------------
 
-    def reload(self, models: Sequence[ModelConfig]) -> None:
-        """Send ``models`` as the server's whole config (``HandleReloadConfigRequest``)."""
-        models = validate(models)
+    def reload_config(
+        self, configs: Sequence[ModelConfig], *, timeout: float | None = None
+    ) -> None:
+        """Send ``configs`` as the server's whole config (``HandleReloadConfigRequest``)."""
+        configs = validate(configs)
         with self._lock:
-            self.client.reload_config([self.process.server_model(m) for m in models])
-            self._models = {m.name: m for m in models}
+            self._send_config(configs, timeout)
 
-    def _update(self, model_name: str | None, **changes: Any) -> ModelConfig:
+    def _send_config(self, configs: Sequence[ModelConfig], timeout: float | None) -> None:
+        """Reload the server with ``configs`` and record them; the caller holds ``_lock``."""
+        self.client.reload_config([self.process.server_model(m) for m in configs], timeout=timeout)
+        self._models = {m.name: m for m in configs}
+
+    def _update(
+        self,
+        model_name: str | None,
+        check: Callable[[ModelConfig], object] | None = None,
+        **changes: Any,
+    ) -> ModelConfig:
+        """Check the model's config with ``check`` (which raises to refuse the change), change
+        ``changes`` in it and reload, all under ``_lock`` (so a concurrent change can neither be
+        lost nor slip past the check); return the model's new config."""
         with self._lock:
             name = model_name or self.model_name
             if name not in self._models:
                 raise ConfigError(f"No model {name!r} here; served: {sorted(self._models)}")
+            if check is not None:
+                check(self._models[name])
             updated = dataclasses.replace(self._models[name], **changes)
-            models = [updated if m.name == name else m for m in self._models.values()]
-        self.reload(models)
+            self._send_config(
+                validate([updated if m.name == name else m for m in self._models.values()]),
+                None,
+            )
         return updated
 
     def set_version_policy(
         self,
         policy: PolicyLike,
-        model_name: str | None = None,
         *,
+        model_name: str | None = None,
         wait: bool = True,
         timeout: float = 60.0,
     ) -> None:
         """Serve the versions ``policy`` selects: ``"latest"``, ``Latest(2)``, ``"all"``,
         a version (pin it) or a list of versions. With ``wait``, return once the pinned
-        versions (or the newest one) are AVAILABLE."""
-        updated = self._update(model_name, version_policy=as_version_policy(policy))
+        versions (or the newest one) are AVAILABLE.
+
+        A change that would unload a version a label points at (which the server would accept,
+        and then answer ``NOT_FOUND`` for the label) raises :class:`ConfigError` naming the
+        label, and nothing is sent (:func:`tfserve_nb.rollout.check_version_policy`; the
+        versions a ``latest``/``all`` policy keeps are known when the base path is local).
+        It is checked under the same lock as the change, against the config this handle last
+        sent."""
+        version_policy = as_version_policy(policy)
+        updated = self._update(
+            model_name,
+            lambda current: check_version_policy(
+                current, version_policy, local_versions(current.base_path)
+            ),
+            version_policy=version_policy,
+        )
         if not wait:
             return
         if isinstance(updated.version_policy, Specific):
             for version in updated.version_policy.versions:
-                self.wait_until_available(version, timeout, updated.name)
+                self.wait_until_available(version, model_name=updated.name, timeout=timeout)
         else:
-            self.wait_until_newest_available(timeout, updated.name)
+            self.wait_until_newest_available(model_name=updated.name, timeout=timeout)
 
     def wait_until_newest_available(
-        self, timeout: float = 60.0, model_name: str | None = None
+        self, *, model_name: str | None = None, timeout: float = 60.0
     ) -> int:
         """Wait until the highest version the server knows of is AVAILABLE (after a move to a
         ``latest`` policy, an older one may answer until then); return it."""
-        deadline = time.monotonic() + timeout
-        while True:
-            newest = max(self.status(model_name), key=lambda s: s.version)
-            if newest.state == "AVAILABLE":
-                return newest.version
+        seen: list[VersionStatus] = []
+
+        def newest_available() -> int | None:
+            newest = max(self.status(model_name=model_name), key=lambda s: s.version)
+            seen[:] = [newest]
             if newest.state == "END" and newest.error_code != "OK":
                 raise ServingError(newest.error_code, newest.error_message)
-            if time.monotonic() >= deadline:
-                raise ServerTimeoutError(
-                    f"version {newest.version} of model {model_name or self.model_name!r} did "
-                    f"not become AVAILABLE within {timeout:g} s; it is {newest.state}"
-                )
-            time.sleep(0.05)
+            return newest.version if newest.state == "AVAILABLE" else None
 
-    def set_labels(self, labels: Mapping[str, int], model_name: str | None = None) -> None:
+        def timed_out() -> ServerTimeoutError:
+            (newest,) = seen
+            return ServerTimeoutError(
+                f"version {newest.version} of model {model_name or self.model_name!r} did "
+                f"not become AVAILABLE within {timeout:g} s; it is {newest.state}"
+            )
+
+        return wait_until(newest_available, timeout, timed_out=timed_out)
+
+    def set_labels(self, labels: Mapping[str, int], *, model_name: str | None = None) -> None:
         """Make ``labels`` (e.g. ``{"stable": 1, "canary": 2}``) the model's version labels.
         TF Serving only lets a label point at an AVAILABLE version; a refused move raises
-        ServingError (FAILED_PRECONDITION) and leaves the labels as they were."""
-        self._update(model_name, labels=dict(labels))
+        ServingError (FAILED_PRECONDITION) and leaves the labels as they were.
+
+        A label on a version that is AVAILABLE but that the version policy unloads (it would be
+        accepted, then answer ``NOT_FOUND``) raises :class:`ConfigError` naming the label, and
+        nothing is sent (:func:`tfserve_nb.rollout.check_labels`; asks the server's status only
+        for labels on versions the policy does not keep)."""
+
+        def check(current: ModelConfig) -> None:
+            check_labels(
+                current,
+                labels,
+                local_versions(current.base_path),
+                lambda: [
+                    s.version
+                    for s in self.status(model_name=current.name)
+                    if s.state == "AVAILABLE"
+                ],
+            )
+
+        self._update(model_name, check, labels=dict(labels))
 
     # ---- lifecycle ---------------------------------------------------------------------------
 
@@ -343,7 +434,8 @@ class ModelServer:
             versions = "—"
             if alive:
                 try:
-                    versions = ", ".join(f"v{s.version} {s.state}" for s in self.status(name))
+                    statuses = self.status(model_name=name)
+                    versions = ", ".join(f"v{s.version} {s.state}" for s in statuses)
                 except Exception as exc:  # show the problem instead of failing the repr
                     versions = f"status unavailable: {exc}"
             labels = ", ".join(f"{k}→v{v}" for k, v in config.labels.items()) or "—"

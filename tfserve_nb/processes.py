@@ -16,7 +16,8 @@ touched. The notebook's server work folders (``/tmp/tfserve-nb-*``) and ``export
 ``.tmp-export-*`` folders use this.
 
 **Parent-death ties.** :func:`set_parent_death_signal` asks Linux to signal this process when
-its parent dies (``prctl(PR_SET_PDEATHSIG)``); other systems have no such call (watch the
+its parent dies (``prctl(PR_SET_PDEATHSIG)``); :func:`parent_death_signal_preexec` asks the same
+for a child about to be started (a ``preexec_fn``). Other systems have no such call (watch the
 parent's pid instead: :func:`process_alive`).
 
 Only the standard library; importing this module is cheap.
@@ -35,12 +36,14 @@ import socket
 import stat
 import sys
 import tempfile
+from collections.abc import Callable
 from pathlib import Path
 
 __all__ = [
     "namespace_tag",
     "owned_temp_dir",
     "owner_tag",
+    "parent_death_signal_preexec",
     "process_alive",
     "process_start_token",
     "remove_abandoned",
@@ -166,10 +169,39 @@ def set_parent_death_signal(signum: int) -> bool:
     re-parenting, so a handler should check that the parent really is gone (``os.getppid()``).
     The parent may also have died before the call: check that after calling this.
     """
+    prctl = _prctl()
+    return prctl is not None and bool(prctl(_PR_SET_PDEATHSIG, int(signum), 0, 0, 0) == 0)
+
+
+def parent_death_signal_preexec(signum: int) -> Callable[[], None] | None:
+    """A ``preexec_fn`` for ``subprocess.Popen`` that has Linux send ``signum`` to the child
+    when this process dies; ``None`` where that cannot be asked for.
+
+    ``prctl`` is looked up here, before the fork, and only called in the child. As with
+    :func:`set_parent_death_signal` the signal follows the *thread* that starts the child, so
+    start it from a long-lived thread (a notebook's main thread is). A parent that died between
+    the fork and the ``prctl`` is caught by checking the child's parent pid after it: the child
+    then exits at once (status 1).
+    """
+    prctl = _prctl()
+    if prctl is None:
+        return None
+    parent = os.getpid()
+
+    def tie() -> None:
+        prctl(_PR_SET_PDEATHSIG, int(signum), 0, 0, 0)
+        if os.getppid() != parent:
+            os._exit(1)
+
+    return tie
+
+
+def _prctl() -> Callable[..., int] | None:
+    """libc's ``prctl`` on Linux, else ``None``."""
     if not sys.platform.startswith("linux"):
-        return False
+        return None
     try:
-        prctl = ctypes.CDLL(None, use_errno=True).prctl
+        prctl: Callable[..., int] = ctypes.CDLL(None, use_errno=True).prctl
     except (OSError, AttributeError):
-        return False
-    return bool(prctl(_PR_SET_PDEATHSIG, int(signum), 0, 0, 0) == 0)
+        return None
+    return prctl

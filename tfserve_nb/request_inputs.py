@@ -33,6 +33,7 @@ from typing import Any
 
 import numpy as np
 
+from .errors import InvalidArgumentError
 from .protocol.signature import Signature, TensorSpec
 
 __all__ = ["request_inputs"]
@@ -48,10 +49,10 @@ def request_inputs(
     name the model in error messages.
 
     Raises:
-        ValueError: a dict or DataFrame whose names are not exactly the signature's inputs
-            (naming the missing and the extra ones), a bare array for a signature with several
-            inputs, or values that do not convert to an input's dtype (strings for a float,
-            NaN for an integer, ragged cells).
+        InvalidArgumentError (a ValueError): a dict or DataFrame whose names are not exactly
+            the signature's inputs (naming the missing and the extra ones), a bare array for a
+            signature with several inputs, or values that do not convert to an input's dtype
+            (strings for a float, NaN for an integer, ragged cells).
     """
     where = f"model {model_name!r}" + (f" version {version}" if version is not None else "")
     where += f" signature {signature.key!r}"
@@ -59,7 +60,7 @@ def request_inputs(
     columns = frame if frame is not None else dict(x) if isinstance(x, Mapping) else None
     if columns is None:
         if len(signature.inputs) != 1:
-            raise ValueError(
+            raise InvalidArgumentError(
                 f"{where} has inputs {sorted(signature.inputs)}: pass a dict or a pandas "
                 "DataFrame keyed by those names"
             )
@@ -80,7 +81,9 @@ def _data_frame_columns(x: Any) -> dict[Any, Any] | None:
         return None
     duplicated = sorted({str(c) for c in x.columns[x.columns.duplicated()]})
     if duplicated:
-        raise ValueError(f"the DataFrame has duplicate columns {duplicated}: name each once")
+        raise InvalidArgumentError(
+            f"the DataFrame has duplicate columns {duplicated}: name each once"
+        )
     return {name: x[name].to_numpy() for name in x.columns}
 
 
@@ -97,7 +100,7 @@ def _check_names(columns: Mapping[Any, Any], signature: Signature, where: str, w
     hint = "rename or drop them to match"
     if len(signature.inputs) == 1 and what == "DataFrame columns":
         hint += "; to send the whole frame as the one input's matrix, pass df.to_numpy()"
-    raise ValueError(
+    raise InvalidArgumentError(
         f"{where} takes inputs {sorted(signature.inputs)}; the {what} have "
         f"{' and '.join(problems)}: {hint}"
     )
@@ -141,7 +144,7 @@ def _cast(values: Any, spec: TensorSpec, where: str) -> np.ndarray:
     raise _conversion_error(spec, where, problem)
 
 
-def _conversion_error(spec: TensorSpec, where: str, problem: str) -> ValueError:
-    return ValueError(
+def _conversion_error(spec: TensorSpec, where: str, problem: str) -> InvalidArgumentError:
+    return InvalidArgumentError(
         f"{where} input {spec.alias!r} ({spec.describe()}): cannot convert the values: {problem}"
     )

@@ -13,8 +13,11 @@ from pathlib import Path
 import pytest
 from docker.types import Mount
 
-from tfserve_nb.backends import docker as backend
 from tfserve_nb.backends.docker import (
+    LABEL_CREATED,
+    LABEL_OWNER_HOST,
+    LABEL_OWNER_PID,
+    LABEL_OWNER_START,
     ContainerSpec,
     DockerBackend,
     DockerServerProcess,
@@ -22,16 +25,19 @@ from tfserve_nb.backends.docker import (
     check_architecture,
     container_error,
     container_models,
+    default_image,
     engine_error,
     image_error,
     owner_alive,
+    owner_labels,
     prepare_container,
-    process_start_token,
     published_port,
+    pull_image,
 )
 from tfserve_nb.config import ModelConfig, parse_config_file
 from tfserve_nb.core.version_policy import All, Latest
 from tfserve_nb.errors import BackendUnavailableError, ConfigError, ServerStartError
+from tfserve_nb.processes import process_start_token
 
 
 @pytest.fixture
@@ -48,8 +54,8 @@ def spec_for(config_dir: Path, *models: ModelConfig, **kwargs) -> ContainerSpec:
 
 def test_default_image_matches_installed_tensorflow() -> None:
     version = metadata.version("tensorflow")
-    assert backend.default_image() == f"tensorflow/serving:{version.split('rc')[0]}"
-    assert DockerBackend().image == backend.default_image()
+    assert default_image() == f"tensorflow/serving:{version.split('rc')[0]}"
+    assert DockerBackend().image == default_image()
 
 
 def test_one_model_is_mounted_at_models_name_and_named_by_model_name(config_dir: Path) -> None:
@@ -167,10 +173,10 @@ def test_create_kwargs_bind_read_only_publish_on_loopback_and_label(config_dir: 
 
 
 def test_owner_labels_name_this_process() -> None:
-    labels = backend.owner_labels()
-    assert labels[backend.LABEL_OWNER_PID] == str(os.getpid())
-    assert labels[backend.LABEL_OWNER_START] == process_start_token(os.getpid())
-    assert labels[backend.LABEL_OWNER_HOST] and labels[backend.LABEL_CREATED]
+    labels = owner_labels()
+    assert labels[LABEL_OWNER_PID] == str(os.getpid())
+    assert labels[LABEL_OWNER_START] == process_start_token(os.getpid())
+    assert labels[LABEL_OWNER_HOST] and labels[LABEL_CREATED]
 
 
 def test_published_port_reads_the_loopback_binding() -> None:
@@ -342,7 +348,7 @@ class FakeClient:
 def test_pull_shows_progress_on_stderr_outside_a_notebook(monkeypatch: pytest.MonkeyPatch) -> None:
     stderr = io.StringIO()
     monkeypatch.setattr(sys, "stderr", stderr)
-    backend.pull_image(FakeClient(PULL_EVENTS), "tensorflow/serving:2.21.0")
+    pull_image(FakeClient(PULL_EVENTS), "tensorflow/serving:2.21.0")
     assert stderr.getvalue().endswith("Pulling tensorflow/serving:2.21.0: 19% of 400.0 MB\n")
 
 
@@ -356,18 +362,7 @@ def test_pull_shows_progress_on_stderr_outside_a_notebook(monkeypatch: pytest.Mo
 def test_a_failed_pull_says_why(monkeypatch: pytest.MonkeyPatch, error: str, expected: str) -> None:
     monkeypatch.setattr(sys, "stderr", io.StringIO())
     with pytest.raises(BackendUnavailableError, match=expected):
-        backend.pull_image(FakeClient([{"error": error}]), "tensorflow/serving:2.21.0")
-
-
-def test_pull_shows_a_progress_bar_in_a_notebook(monkeypatch: pytest.MonkeyPatch) -> None:
-    shown: list = []
-    monkeypatch.setattr(backend, "in_notebook", lambda: True)
-    monkeypatch.setattr("IPython.display.display", shown.append)
-    done = [{"status": "Pull complete", "progressDetail": {}, "id": layer} for layer in "ab"]
-    backend.pull_image(FakeClient(PULL_EVENTS + done), "tensorflow/serving:2.21.0")
-    ((bar, label),) = [box.children for box in shown]
-    assert bar.value == 1.0 and bar.bar_style == "success"
-    assert label.value == "Pulling tensorflow/serving:2.21.0: 100% of 400.0 MB"
+        pull_image(FakeClient([{"error": error}]), "tensorflow/serving:2.21.0")
 
 
 class FakeContainer:

@@ -1,5 +1,5 @@
 """The local binary backend, run with a ``tensorflow_model_server`` shim on a temporary PATH that
-execs this project's model server, and the start-up plumbing it shares with the docker backend."""
+execs this project's model server, and the start-up plumbing every backend shares."""
 
 from __future__ import annotations
 
@@ -13,20 +13,20 @@ from pathlib import Path
 
 import pytest
 
-from tfserve_nb.backends.docker import owner_alive
-from tfserve_nb.backends.local import (
-    LocalBinaryBackend,
+from tfserve_nb.backends.child_process import last_lines
+from tfserve_nb.backends.local import LocalBinaryBackend
+from tfserve_nb.backends.startup import (
     check_managed_flags,
     check_model_dirs,
     free_ports,
     likely_cause,
-    tail_lines,
     wait_until_serving,
 )
 from tfserve_nb.client import ServingClient
 from tfserve_nb.config import ModelConfig
 from tfserve_nb.core.version_policy import All
 from tfserve_nb.errors import BackendUnavailableError, ConfigError, ServerStartError
+from tfserve_nb.processes import process_alive
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -60,7 +60,8 @@ def test_serves_over_grpc_and_rest_and_stops(shim: Path, half_plus_two_base: Pat
     finally:
         process.stop()
     assert not process.alive()
-    assert process.logs(tail=1) == tail_lines(process.logs(), 1)
+    assert process.logs(tail=1) == last_lines(process.logs(), 1)
+    assert process.logs(tail=0) == ""
     process.stop()  # idempotent
 
 
@@ -73,7 +74,7 @@ def test_several_versions_go_through_a_config_file(
     try:
         assert any(arg.startswith("--model_config_file=") for arg in process.command)
         client = ServingClient(process.grpc_address, process.rest_url, model_name="half_plus_two")
-        assert client.wait_until_available(None, 1, 60) == 1
+        assert client.wait_until_available(1, timeout=60) == 1
         assert [s.version for s in client.status()] == [2, 1]
         client.close()
     finally:
@@ -103,7 +104,7 @@ def test_the_server_dies_with_its_parent(shim: Path, half_plus_two_base: Path) -
         parent.send_signal(signal.SIGKILL)
         parent.wait()
     deadline = time.monotonic() + 30
-    while owner_alive(server_pid, ""):
+    while process_alive(server_pid):
         assert time.monotonic() < deadline, f"server {server_pid} outlived its parent"
         time.sleep(0.1)
 

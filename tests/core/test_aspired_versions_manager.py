@@ -5,8 +5,8 @@ from __future__ import annotations
 import threading
 
 import pytest
-from core_fakes import FakeLoader
 
+from tests.helpers.core_fakes import FakeLoader
 from tfserve_nb.core.aspired_versions_manager import AspiredVersionsManager
 from tfserve_nb.core.servable_id import ServableData, ServableId
 from tfserve_nb.core.servable_state import ManagerState

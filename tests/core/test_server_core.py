@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from core_fakes import FakeLoader
 
+from tests.helpers.core_fakes import FakeLoader
 from tfserve_nb.config import ModelConfig
 from tfserve_nb.core.servable_state import ManagerState
 from tfserve_nb.core.status import Code, ServingStatusError

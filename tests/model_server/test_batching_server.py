@@ -23,8 +23,8 @@ from typing import Any
 import grpc
 import numpy as np
 import pytest
-from test_server_process import ServerProcess
 
+from tests.helpers.server_process import ServerProcess
 from tfserve_nb.batching.batch_scheduler import QUEUE_FULL_MESSAGE
 from tfserve_nb.config import ModelConfig, render_config_file
 from tfserve_nb.protocol import tensor_proto

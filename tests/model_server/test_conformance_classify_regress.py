@@ -17,10 +17,18 @@ from pathlib import Path
 from typing import Any
 
 import grpc
-import models
 import numpy as np
 import pytest
-from conformance_helpers import (
+from tensorflow.core.example import example_pb2
+from tensorflow_serving.apis import (
+    classification_pb2,
+    get_model_metadata_pb2,
+    inference_pb2,
+    regression_pb2,
+)
+
+from tests.helpers import models
+from tests.helpers.conformance import (
     assert_serving,
     predict_request,
     rest,
@@ -30,15 +38,7 @@ from conformance_helpers import (
     stubs,
     write_config,
 )
-from tensorflow.core.example import example_pb2
-from tensorflow_serving.apis import (
-    classification_pb2,
-    get_model_metadata_pb2,
-    inference_pb2,
-    regression_pb2,
-)
-from test_server_process import ServerProcess
-
+from tests.helpers.server_process import ServerProcess
 from tfserve_nb.config import ModelConfig
 
 CLASSIFY = "tensorflow/serving/classify"

@@ -15,7 +15,8 @@ import threading
 from pathlib import Path
 
 import pytest
-from conformance_helpers import (
+
+from tests.helpers.conformance import (
     add_broken_version,
     assert_serving,
     half_plus_two_answer,
@@ -25,8 +26,7 @@ from conformance_helpers import (
     wait_until,
     write_config,
 )
-from test_server_process import STARTUP_DEADLINE, ServerProcess, free_port
-
+from tests.helpers.server_process import STARTUP_DEADLINE, ServerProcess, free_port
 from tfserve_nb.config import ModelConfig
 from tfserve_nb.model_server.main import build_parser
 

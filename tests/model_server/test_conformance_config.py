@@ -7,7 +7,8 @@ from __future__ import annotations
 
 import grpc
 import pytest
-from conformance_helpers import (
+
+from tests.helpers.conformance import (
     assert_serving,
     half_plus_two_answer,
     reload_config,
@@ -21,8 +22,7 @@ from conformance_helpers import (
     write_atomically,
     write_config,
 )
-from test_server_process import ServerProcess
-
+from tests.helpers.server_process import ServerProcess
 from tfserve_nb.config import ModelConfig
 from tfserve_nb.core.version_policy import All, Latest, Specific
 

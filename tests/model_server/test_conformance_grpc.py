@@ -12,7 +12,8 @@ from pathlib import Path
 import grpc
 import numpy as np
 import pytest
-from conformance_helpers import (
+
+from tests.helpers.conformance import (
     add_broken_version,
     assert_serving,
     half_plus_two_answer,
@@ -27,8 +28,7 @@ from conformance_helpers import (
     wait_for_states,
     write_config,
 )
-from test_server_process import ServerProcess
-
+from tests.helpers.server_process import ServerProcess
 from tfserve_nb.config import ModelConfig
 from tfserve_nb.core.version_policy import All, Specific
 

@@ -18,7 +18,8 @@ from pathlib import Path
 import grpc
 import numpy as np
 import pytest
-from conformance_helpers import (
+
+from tests.helpers.conformance import (
     outputs_of,
     predict_request,
     rest_json,
@@ -26,8 +27,7 @@ from conformance_helpers import (
     wait_until,
     write_config,
 )
-from test_server_process import STARTUP_DEADLINE, ServerProcess, free_port
-
+from tests.helpers.server_process import STARTUP_DEADLINE, ServerProcess, free_port
 from tfserve_nb.config import ModelConfig
 
 MAX_RECEIVE_BYTES = 65536
@@ -64,7 +64,7 @@ def socket_server(tmp_path_factory, half_plus_two_models) -> Iterator[tuple[Serv
     upstream's ``ServerBuilder`` replaces), the profiler off. Serves ``hp2`` and ``both`` (a
     SavedModel version that also holds a ``model.tflite``: without ``--prefer_tflite_model``
     the SavedModel answers). Stopping it must remove the socket file."""
-    import tflite_models
+    from tests.helpers import tflite_models
 
     root = tmp_path_factory.mktemp("socket")
     both = half_plus_two_models.make_base_path(root, name="both")

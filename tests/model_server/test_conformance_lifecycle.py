@@ -13,7 +13,8 @@ from pathlib import Path
 
 import grpc
 import pytest
-from conformance_helpers import (
+
+from tests.helpers.conformance import (
     add_broken_version,
     assert_serving,
     half_plus_two_answer,
@@ -22,8 +23,7 @@ from conformance_helpers import (
     wait_for_states,
     wait_until,
 )
-from test_server_process import ServerProcess
-
+from tests.helpers.server_process import ServerProcess
 from tfserve_nb.export import export_model
 
 

@@ -12,15 +12,15 @@ import base64
 import math
 
 import pytest
-from conformance_helpers import (
+
+from tests.helpers.conformance import (
     assert_serving,
     half_plus_two_answer,
     rest,
     rest_json,
     write_config,
 )
-from test_server_process import ServerProcess
-
+from tests.helpers.server_process import ServerProcess
 from tfserve_nb.config import ModelConfig
 from tfserve_nb.core.version_policy import Specific
 

@@ -1,7 +1,8 @@
 """Contract §1, ``--prefer_tflite_model``: a version's ``model.tflite`` served with TF Lite, over
 gRPC and REST, with the signatures upstream's ``TfLiteSession`` derives — on a real server
-process, with models TensorFlow's converters built (``tests/tflite_models.py``) and TF Serving's
-client code. Upstream's ``testPredictOnTfLite`` and ``testPredictWithSignatureDefOnTfLite``.
+process, with models TensorFlow's converters built (``tests/helpers/tflite_models.py``) and TF
+Serving's client code. Upstream's ``testPredictOnTfLite`` and
+``testPredictWithSignatureDefOnTfLite``.
 """
 
 from __future__ import annotations
@@ -11,9 +12,9 @@ from typing import Any
 
 import numpy as np
 import pytest
-from conformance_helpers import outputs_of, predict_request, rest_json, stubs, write_config
-from test_server_process import ServerProcess
 
+from tests.helpers.conformance import outputs_of, predict_request, rest_json, stubs, write_config
+from tests.helpers.server_process import ServerProcess
 from tfserve_nb.config import ModelConfig
 
 
@@ -48,7 +49,7 @@ def server(tmp_path_factory, half_plus_two_models):
       ``model.tflite`` (TF Lite answers);
     - ``saved``: the SavedModel alone (served as a SavedModel).
     """
-    import tflite_models
+    from tests.helpers import tflite_models
 
     root = tmp_path_factory.mktemp("tflite")
     _tflite_version(root / "converted", tflite_models.converted_half_plus(2.0))

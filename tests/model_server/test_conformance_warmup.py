@@ -18,11 +18,14 @@ import tempfile
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-import models
 import numpy as np
 import pytest
 import tensorflow as tf
-from conformance_helpers import (
+from tensorflow.core.example import example_pb2
+from tensorflow_serving.apis import prediction_log_pb2
+
+from tests.helpers import models
+from tests.helpers.conformance import (
     assert_serving,
     rest,
     run_to_exit,
@@ -30,10 +33,7 @@ from conformance_helpers import (
     wait_until,
     write_config,
 )
-from tensorflow.core.example import example_pb2
-from tensorflow_serving.apis import prediction_log_pb2
-from test_server_process import ServerProcess
-
+from tests.helpers.server_process import ServerProcess
 from tfserve_nb.config import ModelConfig
 from tfserve_nb.core.version_policy import All
 from tfserve_nb.export import WARMUP_FILE, export_model

@@ -6,8 +6,9 @@ import urllib.error
 import urllib.request
 
 import numpy as np
-from conformance_helpers import run_to_exit
-from test_server_process import ServerProcess, canonical_predict
+
+from tests.helpers.conformance import run_to_exit
+from tests.helpers.server_process import ServerProcess, canonical_predict
 
 
 def test_prometheus_endpoint_counts_requests(tmp_path, half_plus_two_base):

@@ -10,8 +10,8 @@ import threading
 from collections.abc import Iterator, Mapping, Sequence
 
 import numpy as np
-from conformance_helpers import wait_until
 
+from tests.helpers.conformance import wait_until
 from tfserve_nb.model_server.rest.handler import HttpRestApiHandler
 from tfserve_nb.model_server.server_core import ServerCoreOptions
 from tfserve_nb.protocol.signature import PREDICT_METHOD_NAME, Signature, TensorSpec

@@ -3,78 +3,21 @@ client code (tensorflow-serving-api stubs, REST JSON)."""
 
 from __future__ import annotations
 
-import json
 import os
-import socket
 import subprocess
 import sys
 import time
-import urllib.error
-import urllib.request
-from pathlib import Path
 
 import grpc
 import numpy as np
 import pytest
 
-STARTUP_DEADLINE = 90.0
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-class ServerProcess:
-    """``python -m tfserve_nb.model_server`` with the given flags, on ports it reports."""
-
-    def __init__(self, tmp_path: Path, *flags: str) -> None:
-        self.port_file = tmp_path / "ports.json"
-        self.log_path = tmp_path / "server.log"
-        with open(self.log_path, "wb") as log:
-            self.popen = subprocess.Popen(
-                [
-                    sys.executable,
-                    "-m",
-                    "tfserve_nb.model_server",
-                    *flags,
-                    f"--port_file={self.port_file}",
-                ],
-                stdout=log,
-                stderr=subprocess.STDOUT,
-            )
-        deadline = time.monotonic() + STARTUP_DEADLINE
-        while not self.port_file.exists():
-            if self.popen.poll() is not None or time.monotonic() > deadline:
-                self.stop()
-                raise AssertionError(f"server did not start:\n{self.logs()}")
-            time.sleep(0.05)
-        ports = json.loads(self.port_file.read_text())
-        self.grpc_port, self.rest_port = ports["grpc_port"], ports["rest_port"]
-        self.channel = grpc.insecure_channel(f"127.0.0.1:{self.grpc_port}")
-
-    def logs(self) -> str:
-        return self.log_path.read_text(errors="replace")
-
-    def rest(self, method: str, path: str, body: bytes | None = None) -> tuple[int, dict]:
-        request = urllib.request.Request(
-            f"http://127.0.0.1:{self.rest_port}{path}", data=body, method=method
-        )
-        try:
-            with urllib.request.urlopen(request, timeout=30) as reply:
-                return reply.status, json.loads(reply.read())
-        except urllib.error.HTTPError as exc:
-            return exc.code, json.loads(exc.read())
-
-    def stop(self) -> None:
-        if self.popen.poll() is None:
-            self.popen.terminate()
-            try:
-                self.popen.wait(10)
-            except subprocess.TimeoutExpired:
-                self.popen.kill()
-                self.popen.wait()
+from tests.helpers.server_process import (
+    STARTUP_DEADLINE,
+    ServerProcess,
+    canonical_predict,
+    free_port,
+)
 
 
 @pytest.fixture
@@ -91,22 +34,6 @@ def half_plus_two_server(tmp_path, half_plus_two_base):
     assert (server.grpc_port, server.rest_port) == (port, rest_port)
     yield server
     server.stop()
-
-
-def canonical_predict(channel, name, x, version=None):
-    """TF Serving's documented client code, verbatim in spirit."""
-    import tensorflow as tf
-    from tensorflow_serving.apis import predict_pb2, prediction_service_pb2_grpc
-
-    request = predict_pb2.PredictRequest()
-    request.model_spec.name = name
-    request.model_spec.signature_name = "serving_default"
-    if version is not None:
-        request.model_spec.version.value = version
-    request.inputs["x"].CopyFrom(tf.make_tensor_proto(x, shape=x.shape))
-    stub = prediction_service_pb2_grpc.PredictionServiceStub(channel)
-    response = stub.Predict(request, 30.0)
-    return response, tf.make_ndarray(response.outputs["y"])
 
 
 def test_canonical_client_gets_in_process_numbers(half_plus_two_server, half_plus_two_models):

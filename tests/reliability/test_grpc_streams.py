@@ -19,8 +19,9 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from conformance_helpers import predict_request, rest, stubs
-from test_server_process import ServerProcess
+
+from tests.helpers.conformance import predict_request, rest, stubs
+from tests.helpers.server_process import ServerProcess
 
 CONNECTIONS = 1500
 ROUNDS = 3

@@ -11,12 +11,12 @@ import grpc
 import numpy as np
 import pytest
 import tensorflow as tf
-from conformance_helpers import outputs_of, predict_request, rpc_error, stubs
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from tensorflow.core.framework import tensor_pb2, tensor_shape_pb2, types_pb2
-from test_server_process import ServerProcess
 
+from tests.helpers.conformance import outputs_of, predict_request, rpc_error, stubs
+from tests.helpers.server_process import ServerProcess
 from tfserve_nb.core.status import Code, ServingStatusError
 from tfserve_nb.protocol.tensor_proto import to_ndarray
 

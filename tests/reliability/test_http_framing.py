@@ -16,11 +16,11 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from conformance_helpers import assert_serving, half_plus_two_answer, rest_json, wait_until
-from test_server_process import ServerProcess
 
+from tests.helpers.conformance import assert_serving, half_plus_two_answer, rest_json, wait_until
+from tests.helpers.server_process import ServerProcess
 from tfserve_nb.model_server import main
-from tfserve_nb.model_server.rest import http_server, json_tensor
+from tfserve_nb.model_server.rest import error_response, http_server
 
 BODY_CAP = 4 * 1024 * 1024
 """``--rest_api_max_request_body_bytes`` of the module's server."""
@@ -189,7 +189,7 @@ def test_both_content_length_and_chunked_is_refused(server):
 
 def test_head_answers_upstreams_400_without_a_body(server):
     """Upstream routes HEAD to its handler, which calls it a malformed request."""
-    expected = json_tensor.encode_error("Malformed request: HEAD /v1/models/hp2")
+    expected = error_response.encode_error("Malformed request: HEAD /v1/models/hp2")
     with Connection(server) as connection:
         connection.request("HEAD", "/v1/models/hp2")
         reply = connection.read_reply("HEAD")

@@ -26,8 +26,8 @@ from typing import Any
 
 import grpc
 import pytest
-from conformance_helpers import reload_request, wait_until, write_config
 
+from tests.helpers.conformance import reload_request, wait_until, write_config
 from tfserve_nb.backends.local import parent_tie_args
 from tfserve_nb.backends.workdir import WORK_DIR_PREFIX, make_work_dir
 from tfserve_nb.config import ModelConfig
@@ -268,7 +268,8 @@ NOTEBOOK = textwrap.dedent(
         worker = multiprocessing.get_context("fork").Process(target=time.sleep, args=(120,))
         worker.start()
         children.append(worker.pid)
-    print(json.dumps({"server": process.pid, "workdir": process._workdir, "children": children}))
+    workdir = str(process.workdir)
+    print(json.dumps({"server": process.pid, "workdir": workdir, "children": children}))
     sys.stdout.flush()
     time.sleep(120)
     """
@@ -432,7 +433,7 @@ def test_only_folders_of_gone_owners_are_removed(tmp_path, sleeper, dead_pid):
 EXPORTER = textwrap.dedent(
     """
     import sys
-    import models
+    from tests.helpers import models
     from tfserve_nb.export import export_model
 
     export_model(models.half_plus_two(3), sys.argv[1], 3)
@@ -453,13 +454,12 @@ def snapshot(base: Path, names: tuple[str, ...]) -> dict[str, str]:
 def test_a_killed_export_is_cleaned_up_by_the_next(
     tmp_path, half_plus_two_models, sleeper, dead_pid
 ):
-    import models
-
+    from tests.helpers import models
     from tfserve_nb.export import export_model
 
     base = half_plus_two_models.make_base_path(tmp_path, (1, 2))
     before = snapshot(base, ("1", "2"))
-    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(REPO), str(REPO / "tests")])}
+    env = {**os.environ, "PYTHONPATH": str(REPO)}
     exporter = subprocess.Popen([sys.executable, "-c", EXPORTER, str(base)], env=env)
     try:
 
@@ -502,9 +502,9 @@ def test_a_killed_export_is_cleaned_up_by_the_next(
 def test_exported_versions_respect_the_umask(tmp_path, umask, dirs, files):
     """A server running as another user (``docker --user``, a service account) must be able to
     read a version: under umask 022 directories are 0755 and files 0644 (not mkdtemp's 0700)."""
-    import models
     import numpy as np
 
+    from tests.helpers import models
     from tfserve_nb.export import export_model
 
     previous = os.umask(umask)

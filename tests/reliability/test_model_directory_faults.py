@@ -22,13 +22,14 @@ from pathlib import Path
 import grpc
 import numpy as np
 import pytest
-from conformance_helpers import (
+
+from tests.helpers.conformance import (
     add_broken_version,
     predict_request,
     stubs,
     wait_until,
 )
-from test_server_process import ServerProcess
+from tests.helpers.server_process import ServerProcess
 
 LOAD_SECONDS_MAX = 240.0
 

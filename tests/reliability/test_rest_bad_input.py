@@ -12,10 +12,11 @@ from __future__ import annotations
 import json
 
 import pytest
-from conformance_helpers import rest, rest_json
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-from test_server_process import ServerProcess
+
+from tests.helpers.conformance import rest, rest_json
+from tests.helpers.server_process import ServerProcess
 
 PATHS = [
     "/v1/models/hp2:predict",

@@ -11,10 +11,10 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-from conformance_helpers import write_config
-from test_server_process import ServerProcess
 
 from bench.resources import CASES, FLOAT_MODEL, MODELS, max_model, measure, numeric_body
+from tests.helpers.conformance import write_config
+from tests.helpers.server_process import ServerProcess
 from tfserve_nb.config import ModelConfig
 
 BODY_BYTES = 50 * 10**6

@@ -5,9 +5,15 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from servable_fakes import FakeServable, classify_signature, invalid, signature_def, strings
 from tensorflow_serving.apis import classification_pb2
 
+from tests.helpers.servable_fakes import (
+    FakeServable,
+    classify_signature,
+    invalid,
+    signature_def,
+    strings,
+)
 from tfserve_nb.servables.classifier import (
     post_process_classification_result,
     pre_process_classification,

@@ -5,9 +5,14 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from servable_fakes import FakeServable, classify_signature, invalid, regress_signature
 from tensorflow_serving.apis import inference_pb2
 
+from tests.helpers.servable_fakes import (
+    FakeServable,
+    classify_signature,
+    invalid,
+    regress_signature,
+)
 from tfserve_nb.core.status import Code, ServingStatusError
 from tfserve_nb.protocol.signature import CLASSIFY_METHOD_NAME, REGRESS_METHOD_NAME
 from tfserve_nb.servables.multi_inference import run_multi_inference

@@ -5,9 +5,9 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from servable_fakes import FakeServable, invalid, regress_signature, signature_def
 from tensorflow_serving.apis import regression_pb2
 
+from tests.helpers.servable_fakes import FakeServable, invalid, regress_signature, signature_def
 from tfserve_nb.servables.regressor import (
     post_process_regression_result,
     pre_process_regression,

@@ -1,7 +1,7 @@
 """servables.tflite_model: TF Lite versions as upstream's ``TfLiteSession`` serves them —
 signatures from the ``signature_defs_metadata`` entry or made from the tensors, runs that resize to
 the request, upstream's codes and texts, and a pool of interpreters shared by threads — on models
-TensorFlow's own converters built (``tests/tflite_models.py``)."""
+TensorFlow's own converters built (``tests/helpers/tflite_models.py``)."""
 
 from __future__ import annotations
 
@@ -10,9 +10,9 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-import tflite_models
 from google.protobuf import text_format
 
+from tests.helpers import tflite_models
 from tfserve_nb.core.status import Code, ServingStatusError
 from tfserve_nb.servables.tflite_model import (
     TFLITE_MODEL_FILENAME,

@@ -6,17 +6,11 @@ arguments, as upstream shares them).
 
 from __future__ import annotations
 
-import sys
 from collections.abc import Callable, Iterator
 from functools import cached_property
 from pathlib import Path
 
 import pytest
-
-# The conformance suites' helpers (conformance_helpers, test_server_process) are top-level
-# modules of tests/model_server, which has no __init__.py: import them from there.
-sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "model_server"))
-
 import upstream_models
 from upstream_harness import ModelServers
 

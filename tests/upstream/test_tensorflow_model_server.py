@@ -20,7 +20,6 @@ from typing import Any
 
 import pytest
 import upstream_models
-from conformance_helpers import wait_for_states, write_atomically
 from upstream_harness import (
     ModelServers,
     call_rest,
@@ -31,6 +30,8 @@ from upstream_harness import (
     verify_model_spec,
     verify_predict_request,
 )
+
+from tests.helpers.conformance import wait_for_states, write_atomically
 
 RPC_TIMEOUT = 20.0
 """Upstream's ``RPC_TIMEOUT`` of this test file."""

@@ -8,8 +8,8 @@ distinct set of arguments, handed again to every test that asks for the same one
 differs, only in how a server is found and kept, not in what is asked of it:
 
 - ``python -m tfserve_nb.model_server`` instead of the ``tensorflow_model_server`` binary,
-  through ``test_server_process.ServerProcess`` (our ``--port_file`` extra tells when both ports
-  listen, or the process ends, and its log is kept for the failure message);
+  through ``tests.helpers.server_process.ServerProcess`` (our ``--port_file`` extra tells when
+  both ports listen, or the process ends, and its log is kept for the failure message);
 - ``127.0.0.1`` instead of ``localhost``, and a socket path of its own per server instead of
   upstream's shared ``/tmp/tf-serving.sock``, so parallel runs on one machine do not collide;
 - the servers stop when the test module ends (upstream kills them at exit), and a server that
@@ -39,7 +39,8 @@ from pathlib import Path
 from typing import Any
 
 import grpc
-from test_server_process import ServerProcess, free_port
+
+from tests.helpers.server_process import ServerProcess, free_port
 
 RPC_TIMEOUT = 5.0
 """Upstream's ``RPC_TIMEOUT`` of the test base (``VerifyPredictRequest``)."""

@@ -12,8 +12,8 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from widget_helpers import wait_until
 
+from tests.helpers.widgets import wait_until
 from tfserve_nb.config import ModelConfig
 from tfserve_nb.core.version_policy import Specific
 
@@ -40,7 +40,7 @@ def rollout_server_module(rollout_base: Path) -> Iterator[Any]:
 def rollout_server(rollout_server_module: Any, rollout_base: Path) -> Any:
     """The module's server, reset to the baseline: version 1 pinned, v2 on disk, no labels."""
     server = rollout_server_module
-    server.reload([ModelConfig("digits", str(rollout_base), Specific((1,)))])
+    server.reload_config([ModelConfig("digits", str(rollout_base), Specific((1,)))])
     wait_until(
         lambda: (
             [(s.version, s.state) for s in server.status() if s.state != "END"]

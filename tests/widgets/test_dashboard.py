@@ -19,11 +19,11 @@ from typing import Any
 
 import numpy as np
 import pytest
-from widget_helpers import wait_until
 
+from tests.helpers.widgets import wait_until
 from tfserve_nb.client import ServingClient
 from tfserve_nb.core.version_policy import Latest, Specific
-from tfserve_nb.errors import ServingError
+from tfserve_nb.errors import ServerTimeoutError, ServingError
 from tfserve_nb.widgets import Dashboard, SwitchPanel, dashboard
 
 pytestmark = pytest.mark.timeout(300)
@@ -354,7 +354,7 @@ def test_waiting_for_answers_instead_of_sleeping(dash: Dashboard) -> None:
         first = dash.wait_for_answers(version=1, count=5)
         assert first >= 5
         assert dash.wait_for_answers(version=1, count=5) >= first + 5
-        with pytest.raises(TimeoutError, match=r"version 2 answered 0 of the 1 requests"):
+        with pytest.raises(ServerTimeoutError, match=r"version 2 answered 0 of the 1 requests"):
             dash.wait_for_answers(version=2, count=1, timeout=0.3)
     finally:
         dash.stop_traffic()

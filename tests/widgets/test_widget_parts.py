@@ -1,6 +1,7 @@
-"""Unit tests of the dashboard's pure parts: rendering, reading outputs, request targets,
-refusal texts, traffic statistics and the hand-over of updates to the kernel's event loop.
-No server needed."""
+"""Unit tests of the dashboard's pure parts: rendering, reading outputs, request targets, the
+teaching commands and the hand-over of updates to the kernel's event loop. No server needed.
+(The rollout rules and traffic statistics they show are tested in ``tests/test_rollout.py`` and
+``tests/traffic/``.)"""
 
 from __future__ import annotations
 
@@ -14,14 +15,11 @@ import pytest
 import traitlets
 from PIL import Image
 
-from tfserve_nb.errors import ServingError
 from tfserve_nb.widgets._kernel import UiDispatcher
 from tfserve_nb.widgets._picker import RequestTarget, TargetKey
 from tfserve_nb.widgets._render import Series, image_shape_for, png_bytes, svg_chart, upscale
 from tfserve_nb.widgets.predictions import interpret
-from tfserve_nb.widgets.switch import explain
 from tfserve_nb.widgets.teaching import curl_command
-from tfserve_nb.widgets.traffic import TrafficStats
 
 # ------------------------------------------------------------------ PNG
 
@@ -156,44 +154,9 @@ def test_curl_command_paths_and_body() -> None:
     assert '"signature_name": "other"' in curl_command(
         "http://h:1", "m", RequestTarget(label="x"), example, "other"
     )
-
-
-def test_refusals_in_plain_words() -> None:
-    label = ServingError(
-        "FAILED_PRECONDITION",
-        "Request to assign label to version 3 of model digits, which is not currently "
-        "available for inference",
-    )
-    assert explain(label).startswith("Version 3 is not loaded, and TF Serving lets a label")
-    assert "stopped" in explain(ServingError("UNAVAILABLE", "connection refused"))
-    assert explain(ServingError("INVALID_ARGUMENT", "x")) == (
-        "The server refused the new config (INVALID_ARGUMENT). Nothing changed."
-    )
-
-
-# ------------------------------------------------------------------ traffic statistics
-
-
-def test_traffic_stats_percentiles_counts_and_version_switches(
-    monkeypatch: pytest.MonkeyPatch,
-) -> None:
-    clock = [100.0]
-    monkeypatch.setattr("tfserve_nb.widgets.traffic.time.monotonic", lambda: clock[0])
-    stats = TrafficStats()
-    for i in range(1, 101):
-        stats.record(i / 1000.0, 1)
-    clock[0] += 1
-    stats.record(0.001, 2)
-    stats.record(0.5, None, "boom")
-    snap = stats.snapshot()
-    assert snap.seconds == (0.0, 1.0)
-    assert snap.p50_ms[0] == pytest.approx(50.5) and snap.p95_ms[0] == pytest.approx(95.05)
-    assert snap.ok == (100, 1) and snap.errors == (0, 1)
-    assert snap.switches == ((1.0, 2),)
-    assert snap.answered == ((1, 100), (2, 1))
-    assert (snap.total_ok, snap.total_errors, snap.last_error) == (101, 1, "boom")
-    clock[0] += 120  # older buckets leave the window
-    assert stats.snapshot().ok[-1] == 0 and len(stats.snapshot().seconds) == 61
+    assert "http://h:1/v1/models/my%20model/labels/a%2Fb:predict" in curl_command(
+        "http://h:1", "my model", RequestTarget(label="a/b"), example
+    )  # names URL-quoted, as the client sends them
 
 
 # ------------------------------------------------------------------ kernel hand-over

@@ -13,6 +13,7 @@ import abc
 from collections.abc import Sequence
 
 from ..config import ModelConfig
+from .progress import ProgressCallback
 
 
 class ServerProcess(abc.ABC):
@@ -37,7 +38,8 @@ class ServerProcess(abc.ABC):
 
     @abc.abstractmethod
     def logs(self, tail: int | None = None) -> str:
-        """The server's output so far (the last ``tail`` lines if given)."""
+        """The server's output so far; the last ``tail`` lines if given (0: ``""``), as
+        :func:`~tfserve_nb.backends.child_process.last_lines` counts them."""
 
     @abc.abstractmethod
     def stop(self, grace: float = 5.0) -> None:
@@ -69,10 +71,13 @@ class Backend(abc.ABC):
         *,
         extra_args: Sequence[str] = (),
         startup_timeout: float = 120.0,
+        progress: ProgressCallback | None = None,
     ) -> ServerProcess:
         """Start a server serving ``models``; return once its ports accept connections.
 
-        ``extra_args`` are further ``tensorflow_model_server`` flags. Raises
+        ``extra_args`` are further ``tensorflow_model_server`` flags. Long work (a slow model
+        load, an image pull) is reported to ``progress``, called in this thread (default:
+        :func:`~tfserve_nb.backends.progress.print_progress` on standard error). Raises
         :class:`~tfserve_nb.errors.BackendUnavailableError` when this backend cannot run here and
         :class:`~tfserve_nb.errors.ServerStartError` (with the server's last output) when the
         server exits or does not open its ports in time.

@@ -11,56 +11,42 @@ that a killed notebook left behind goes with the next ``start``.
 
 from __future__ import annotations
 
-import atexit
 import importlib.util
 import json
 import os
-import shutil
-import signal
-import subprocess
 import sys
-import threading
-import time
 from collections.abc import Sequence
+from pathlib import Path
 
-from ..config import ModelConfig, render_config_file
-from ..errors import BackendUnavailableError, ServerStartError
+from ..config import ModelConfig
+from ..errors import BackendUnavailableError
 from .base import Backend, ServerProcess
-from .progress import StartupProgress
+from .child_process import ChildProcess
+from .progress import ProgressCallback
+from .startup import wait_for_start, write_config_file
 from .workdir import make_work_dir
-
-LOG_TAIL_LINES = 40
-
-
-def tail(text: str, lines: int | None) -> str:
-    """The last ``lines`` lines of ``text`` (all of it for ``None``)."""
-    return text if lines is None else "\n".join(text.splitlines()[-lines:])
 
 
 class EmbeddedProcess(ServerProcess):
+    """This package's model server in a child process (see the module's docstring)."""
+
     backend_name = "embedded"
 
-    def __init__(
-        self,
-        popen: subprocess.Popen[bytes],
-        workdir: str,
-        host: str,
-        grpc_port: int,
-        rest_port: int,
-    ) -> None:
-        self._popen = popen
-        self._workdir = workdir
+    def __init__(self, child: ChildProcess, host: str, grpc_port: int, rest_port: int) -> None:
+        self._child = child
         self._host = host
         self._grpc_port = grpc_port
         self._rest_port = rest_port
-        self._lock = threading.Lock()
-        self._final_logs: str | None = None
-        self._owner_pid = os.getpid()
-        atexit.register(self.stop)
 
     @property
     def pid(self) -> int:
-        return self._popen.pid
+        """The server's process id."""
+        return self._child.pid
+
+    @property
+    def workdir(self) -> Path:
+        """The server's work folder (config file, port file, log); ``stop`` removes it."""
+        return self._child.workdir
 
     @property
     def grpc_address(self) -> str:
@@ -71,43 +57,16 @@ class EmbeddedProcess(ServerProcess):
         return f"http://{self._host}:{self._rest_port}"
 
     def alive(self) -> bool:
-        return self._popen.poll() is None
+        return self._child.alive()
 
-    def logs(self, tail_lines: int | None = None) -> str:
-        with self._lock:
-            if self._final_logs is not None:
-                return tail(self._final_logs, tail_lines)
-            return tail(_read(os.path.join(self._workdir, "server.log")), tail_lines)
+    def logs(self, tail: int | None = None) -> str:
+        return self._child.logs(tail)
 
     def stop(self, grace: float = 5.0) -> None:
-        if os.getpid() != self._owner_pid:
-            return  # a forked child (its exit runs atexit): the server is the parent's
-        with self._lock:
-            if self._final_logs is not None:
-                return
-            if self._popen.poll() is None:
-                self._popen.send_signal(signal.SIGTERM)
-                try:
-                    self._popen.wait(grace)
-                except subprocess.TimeoutExpired:
-                    self._popen.kill()
-                    self._popen.wait()
-            if self._popen.stdin is not None:
-                self._popen.stdin.close()
-            self._final_logs = _read(os.path.join(self._workdir, "server.log"))
-            shutil.rmtree(self._workdir, ignore_errors=True)
-        atexit.unregister(self.stop)
+        self._child.stop(grace)
 
     def describe(self) -> dict[str, str]:
         return {**super().describe(), "pid": str(self.pid)}
-
-
-def _read(path: str) -> str:
-    try:
-        with open(path, errors="replace") as f:
-            return f.read()
-    except FileNotFoundError:
-        return ""
 
 
 class EmbeddedBackend(Backend):
@@ -134,13 +93,12 @@ class EmbeddedBackend(Backend):
         *,
         extra_args: Sequence[str] = (),
         startup_timeout: float = 120.0,
+        progress: ProgressCallback | None = None,
     ) -> EmbeddedProcess:
         self.check_available()
-        workdir = str(make_work_dir())
-        config_path = os.path.join(workdir, "models.config")
-        with open(config_path, "w") as f:
-            f.write(render_config_file(models))
-        port_file = os.path.join(workdir, "ports.json")
+        workdir = make_work_dir()
+        config_path = write_config_file(models, workdir)
+        port_file = workdir / "ports.json"
         command = [
             self.python,
             "-m",
@@ -155,40 +113,27 @@ class EmbeddedBackend(Backend):
         ]
         env = {**os.environ, "PYTHONUNBUFFERED": "1"}
         env.setdefault("TF_CPP_MIN_LOG_LEVEL", "1")
-        with open(os.path.join(workdir, "server.log"), "wb") as log_file:
-            popen = subprocess.Popen(
-                command,
-                stdin=subprocess.PIPE,
-                stdout=log_file,
-                stderr=subprocess.STDOUT,
-                env=env,
-                start_new_session=True,
+        child = ChildProcess.start(command, workdir, env=env, stdin_pipe=True, new_session=True)
+        try:
+            wait_for_start(
+                port_file.exists,
+                timeout=startup_timeout,
+                exited=lambda: (
+                    None
+                    if child.returncode is None
+                    else f"The embedded model server exited with code {child.returncode}."
+                ),
+                logs=child.logs,
+                what="the embedded model server",
+                timeout_message=(
+                    f"The embedded model server did not open its ports within "
+                    f"{startup_timeout:g} s."
+                ),
+                progress=progress,
+                interval=0.02,
             )
-        deadline = time.monotonic() + startup_timeout
-        log_path = os.path.join(workdir, "server.log")
-        progress = StartupProgress("the embedded model server")
-        while not os.path.exists(port_file):
-            progress.update(lambda: _read(log_path))
-            if popen.poll() is not None or time.monotonic() > deadline:
-                progress.finish(ok=False)
-                logs = _read(log_path)
-                exited = popen.poll() is not None
-                if not exited:
-                    popen.kill()
-                    popen.wait()
-                shutil.rmtree(workdir, ignore_errors=True)
-                reason = (
-                    f"exited with code {popen.returncode}"
-                    if exited
-                    else f"did not open its ports within {startup_timeout:g} s"
-                )
-                raise ServerStartError(
-                    f"The embedded model server {reason}", tail(logs, LOG_TAIL_LINES)
-                )
-            time.sleep(0.02)
-        progress.finish(ok=True)
-        with open(port_file) as f:
-            ports = json.load(f)
-        return EmbeddedProcess(
-            popen, workdir, self.bind_address, ports["grpc_port"], ports["rest_port"]
-        )
+            ports = json.loads(port_file.read_text())
+        except BaseException:
+            child.stop(grace=0)
+            raise
+        return EmbeddedProcess(child, self.bind_address, ports["grpc_port"], ports["rest_port"])

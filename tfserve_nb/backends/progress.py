@@ -1,9 +1,13 @@
-"""Showing long start-up work as it happens: in a notebook a live line, elsewhere stderr.
+"""Progress of long start-up work (a server loading its models, an image pull), as a callback.
+
+A backend reports :class:`ProgressEvent` values to a :data:`ProgressCallback` — the notebook's
+display (:mod:`tfserve_nb.notebook_progress`) or, by default, :func:`print_progress` on standard
+error. Nothing here draws widgets.
 
 A server opens its ports only once its models are AVAILABLE (as ``tensorflow_model_server``
 does), so while it loads there is no protocol to ask; what it is doing is in its log.
-:class:`StartupProgress` shows, once start-up has taken longer than a few seconds, how long it has
-been and the last step in the server's log (``Loading servable version {name: digits version:
+:class:`StartupProgress` reports, once start-up has taken longer than a few seconds, how long it
+has been and the last step in the server's log (``Loading servable version {name: digits version:
 1}``).
 """
 
@@ -12,23 +16,51 @@ from __future__ import annotations
 import sys
 import time
 from collections.abc import Callable
-from typing import Any
+from dataclasses import dataclass
 
-__all__ = ["StartupProgress", "in_notebook"]
+__all__ = [
+    "STARTING",
+    "ProgressCallback",
+    "ProgressEvent",
+    "StartupProgress",
+    "latest_step",
+    "print_progress",
+]
 
 
-def in_notebook() -> bool:
-    """Whether this runs in an IPython kernel with ipywidgets importable."""
-    ipython = sys.modules.get("IPython")
-    shell = ipython.get_ipython() if ipython is not None else None
-    if shell is None or getattr(shell, "kernel", None) is None:
-        return False
-    try:
-        import ipywidgets  # noqa: F401
-    except ImportError:
-        return False
-    return True
+@dataclass(frozen=True)
+class ProgressEvent:
+    """One report of one piece of long work; the last one of that work has ``final`` set."""
 
+    work: str
+    """Which work this is, in a word shown beside a progress bar, the same in all its events:
+    :data:`STARTING` for a server start-up, ``"Pulling"`` for an image pull."""
+    message: str
+    """The line to show now."""
+    fraction: float | None = None
+    """The share done (0 to 1) for work that can measure it (image pulls), else ``None``."""
+    final: bool = False
+    """The work has ended; ``ok`` says how."""
+    ok: bool = True
+
+
+ProgressCallback = Callable[[ProgressEvent], None]
+"""Called with each event in the thread doing the work (the one that called ``start``); it must
+not raise. Events come at most a few times a second."""
+
+
+def print_progress(event: ProgressEvent) -> None:
+    """Show ``event`` on standard error: on a terminal one line rewritten in place, otherwise
+    (a log file, CI) a line for each event."""
+    if sys.stderr.isatty():
+        sys.stderr.write(f"\r\033[K{event.message}" + ("\n" if event.final else ""))
+    else:
+        sys.stderr.write(f"{event.message}\n")
+    sys.stderr.flush()
+
+
+STARTING = "Starting"
+"""The :attr:`ProgressEvent.work` of a server start-up's events."""
 
 STEP_MARKERS = ("servable", "SavedModel", "saved_model", "warmup", "Warmup")
 """What the log lines about loading models mention, in TF Serving's log and ours (the rest of a
@@ -47,34 +79,34 @@ def latest_step(logs: str) -> str:
 
 
 class StartupProgress:
-    """Call :meth:`update` from a start-up wait loop and :meth:`finish` when it ends.
+    """Call :meth:`update` from a start-up wait loop and :meth:`finish` when it ends; they
+    report to ``report``.
 
-    Nothing is shown for the first ``quiet`` seconds (most starts end before). Then, at most
-    every ``every`` seconds: in a notebook, one label that changes in place; on a terminal, one
-    line rewritten with ``\\r``; otherwise (a log file, CI) a line each time. Not thread-safe:
-    one wait loop owns it.
+    Nothing is reported for the first ``quiet`` seconds (most starts end before), then at most
+    every ``every`` seconds, and a final event if anything was reported. Not thread-safe: one
+    wait loop owns it.
     """
 
     def __init__(
         self,
         what: str,
+        report: ProgressCallback,
         *,
         quiet: float = 3.0,
         every: float = 1.0,
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
         self.what = what
+        self._report = report
         self._quiet = quiet
         self._every = every
         self._clock = clock
         self._start = clock()
         self._shown_at: float | None = None
-        self._label: Any = None
-        self.text = ""
-        """The last line shown ("" while nothing has been)."""
 
     def update(self, logs: Callable[[], str]) -> None:
-        """Show the time so far and :func:`latest_step` of ``logs()`` (read only when shown)."""
+        """Report the time so far and :func:`latest_step` of ``logs()`` (read only when
+        reported)."""
         now = self._clock()
         if now - self._start < self._quiet:
             return
@@ -83,29 +115,13 @@ class StartupProgress:
         self._shown_at = now
         last = latest_step(logs())
         text = f"Starting {self.what}: {now - self._start:.0f} s"
-        self._show(f"{text} — {last}" if last else text)
+        self._report(ProgressEvent(STARTING, f"{text} — {last}" if last else text))
 
     def finish(self, ok: bool) -> None:
-        """Say how start-up ended, if anything was shown."""
+        """Report how start-up ended, if anything was reported."""
         if self._shown_at is None:
             return
         elapsed = self._clock() - self._start
         verb = "Started" if ok else "Could not start"
-        self._show(f"{verb} {self.what} after {elapsed:.1f} s", final=True)
-
-    def _show(self, text: str, *, final: bool = False) -> None:
-        self.text = text
-        if self._label is None and in_notebook():
-            import ipywidgets
-            from IPython.display import display
-
-            self._label = ipywidgets.Label(text)
-            display(self._label)
-        if self._label is not None:
-            self._label.value = text
-        elif sys.stderr.isatty():
-            sys.stderr.write(f"\r\033[K{text}" + ("\n" if final else ""))
-            sys.stderr.flush()
-        else:
-            sys.stderr.write(f"{text}\n")
-            sys.stderr.flush()
+        message = f"{verb} {self.what} after {elapsed:.1f} s"
+        self._report(ProgressEvent(STARTING, message, final=True, ok=ok))

@@ -37,10 +37,10 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from .. import __version__
 from ..config import ModelConfig, parse_config_file
 from ..core.status import Code, ServingStatusError
 from ..errors import ConfigError
+from ..version import __version__
 from .grpc.channel_arguments import ChannelArgumentsError, parse_grpc_channel_arguments
 from .shutdown import Shutdown
 

@@ -312,7 +312,7 @@ class ServerCore:
         label: str | None = None,
         signature_name: str = "",
         output_filter: Sequence[str] = (),
-    ) -> predict_util.PredictResult:
+    ) -> predict_util.PredictAnswer:
         """Run a predict signature of the requested version (inputs checked first)."""
         with self.servable(name, version, label) as (served_version, servable):
             return predict_util.run_predict(

@@ -102,7 +102,8 @@ def _numpy_dtype(dtype: str) -> np.dtype | None:
     if dtype == "DT_BFLOAT16":
         import ml_dtypes  # installed with TensorFlow; numpy has no bfloat16
 
-        return np.dtype(ml_dtypes.bfloat16)
+        bfloat16: np.dtype = np.dtype(ml_dtypes.bfloat16)
+        return bfloat16
     return NUMPY_DTYPES.get(dtype)
 
 

@@ -87,8 +87,9 @@ def output_aliases(signature: Signature, output_filter: Sequence[str]) -> list[s
 
 
 @dataclass(frozen=True)
-class PredictResult:
-    """What answered (version, signature key) and the outputs by alias."""
+class PredictAnswer:
+    """What a predict run answers before a front-end encodes it as a ``PredictResponse``: the
+    version and signature key that ran, and the outputs by alias."""
 
     version: int
     signature_name: str
@@ -103,7 +104,7 @@ def run_predict(
     output_filter: Sequence[str] = (),
     *,
     method_name_check: bool = False,
-) -> PredictResult:
+) -> PredictAnswer:
     """Check ``inputs`` against the signature and run it on ``servable`` (anything with
     ``signatures`` and ``run(signature, inputs, aliases)``, e.g. a SavedModelServable).
 
@@ -124,4 +125,4 @@ def run_predict(
         )
     check_inputs(signature, inputs.keys())
     aliases = output_aliases(signature, output_filter)
-    return PredictResult(version, signature.key, servable.run(signature, inputs, aliases))
+    return PredictAnswer(version, signature.key, servable.run(signature, inputs, aliases))

@@ -45,6 +45,14 @@ def list_versions(base_path: str) -> dict[int, str]:
     return versions
 
 
+def local_versions(base_path: str) -> list[int] | None:
+    """The numeric version directories under ``base_path``, ascending; ``None`` when it is not a
+    local directory (a ``gs://`` or ``s3://`` path, or one only a container sees)."""
+    if not os.path.isdir(base_path):
+        return None
+    return sorted(list_versions(base_path))
+
+
 class FileSystemStoragePathSource:
     """Emits aspired versions for the configured servables to ``callback``."""
 

@@ -13,6 +13,8 @@ from __future__ import annotations
 import threading
 from collections.abc import Mapping
 
+from ..errors import InvalidArgumentError
+
 __all__ = ["SplitLike", "TrafficSplit"]
 
 TargetName = int | str
@@ -31,17 +33,19 @@ class TrafficSplit:
 
     def __init__(self, weights: Mapping[TargetName, float]) -> None:
         if not weights:
-            raise ValueError("a traffic split needs at least one label or version")
+            raise InvalidArgumentError("a traffic split needs at least one label or version")
         for name, weight in weights.items():
             if isinstance(name, bool) or not isinstance(name, int | str) or name == "":
-                raise ValueError(
+                raise InvalidArgumentError(
                     f"traffic split target {name!r}: use a label (str) or a version (int)"
                 )
             if not weight >= 0:
-                raise ValueError(f"traffic split weight of {name!r} is {weight!r}; must be >= 0")
+                raise InvalidArgumentError(
+                    f"traffic split weight of {name!r} is {weight!r}; must be >= 0"
+                )
         total = float(sum(weights.values()))
         if total <= 0:
-            raise ValueError(f"traffic split weights {dict(weights)} add up to 0")
+            raise InvalidArgumentError(f"traffic split weights {dict(weights)} add up to 0")
         self.weights: dict[TargetName, float] = dict(weights)
         self._total = total
         self._current = dict.fromkeys(self.weights, 0.0)

@@ -9,6 +9,7 @@ from typing import Any
 import ipywidgets as widgets
 import traitlets
 
+from ..errors import InvalidArgumentError
 from .monitor import ServerMonitor
 
 LATEST = "latest"
@@ -31,7 +32,9 @@ class RequestTarget:
             return cls(label=value)
         if key == LATEST:
             return cls()
-        raise ValueError(f"unknown request target {key!r}; use 'latest', 'version:N' or 'label:L'")
+        raise InvalidArgumentError(
+            f"unknown request target {key!r}; use 'latest', 'version:N' or 'label:L'"
+        )
 
     @classmethod
     def of(cls, spec: int | str | None) -> RequestTarget:

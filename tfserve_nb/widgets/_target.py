@@ -17,30 +17,32 @@ TF Serving has no RPC that reads the current config or lists the versions presen
 
 All methods block on network I/O: call them from background threads, never from the widget thread
 while it has to stay responsive. Methods are thread-safe as far as the underlying client is.
+
+:class:`Target` is the interface the panels use; :class:`ServingTarget` is its implementation over
+the protocol, and a test may hand the panels another (a fake server without a network).
 """
 
 from __future__ import annotations
 
 import dataclasses
-import os
 import threading
-import time
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Protocol, runtime_checkable
 
 import numpy as np
 
 from ..config import ModelConfig
+from ..core.servable_state import ManagerState
 from ..core.version_policy import VersionPolicy
-from ..errors import ServerTimeoutError, ServingError, TfServeNbError
-from ..sources.file_system_storage_path_source import list_versions
+from ..errors import InvalidArgumentError, ServerTimeoutError, ServingError
+from ..sources.file_system_storage_path_source import local_versions
+from ..waiting import wait_until
 
-TRANSITIONAL_STATES = frozenset({"START", "LOADING", "UNLOADING"})
-
-REQUEST_ERRORS = (TfServeNbError, OSError, ValueError)
-"""What a protocol call may raise: the server's refusal, a connection problem, or ValueError from a
-channel closed by ``ModelServer.stop()`` mid-call. Background threads catch these and show them."""
+TRANSITIONAL_STATES = frozenset(
+    state.name for state in (ManagerState.START, ManagerState.LOADING, ManagerState.UNLOADING)
+)
+"""The states a version passes through on its way to AVAILABLE or END."""
 
 
 @dataclass(frozen=True)
@@ -57,6 +59,49 @@ class InputSpec:
         """One all-zero example (no batch dimension); unknown dimensions count as 1."""
         dims = self.shape[1:] if self.shape else ()
         return np.zeros(tuple(1 if d is None else d for d in dims), dtype=self.dtype)
+
+
+@runtime_checkable
+class Target(Protocol):
+    """One model on one server, as the panels see it: the members of :class:`ServingTarget`,
+    with the same contracts (read them there)."""
+
+    model_name: str
+
+    @property
+    def backend(self) -> str: ...
+
+    @property
+    def backend_reason(self) -> str: ...
+
+    @property
+    def grpc_address(self) -> str: ...
+
+    @property
+    def rest_url(self) -> str | None: ...
+
+    @property
+    def can_switch(self) -> bool: ...
+
+    def alive(self) -> bool: ...
+
+    def config(self) -> ModelConfig | None: ...
+
+    def disk_versions(self) -> list[int] | None: ...
+
+    def status(self) -> list[Any]: ...
+
+    def predict(
+        self, x: np.ndarray, *, version: int | None = None, label: str | None = None
+    ) -> Any: ...
+
+    def input_spec(self) -> InputSpec | None: ...
+
+    def set_policy(self, policy: VersionPolicy) -> None: ...
+
+    def set_labels(self, labels: Mapping[str, int]) -> None: ...
+
+    def wait_settled(self, expected: Iterable[int] | None, timeout: float) -> list[Any]: ...
 
 
 class ServingTarget:
@@ -79,7 +124,7 @@ class ServingTarget:
         self._client = server.client if self._is_handle else server
         name = model_name or getattr(server, "model_name", None)
         if not name:
-            raise ValueError(
+            raise InvalidArgumentError(
                 "The dashboard needs a model name: pass model_name=... (the server serves several "
                 "models, or the client was created without one)"
             )
@@ -87,7 +132,7 @@ class ServingTarget:
         self._configs = {c.name: c for c in configs or ()}
         self._lock = threading.Lock()
         if not self._is_handle and configs is not None and name not in self._configs:
-            raise ValueError(f"configs= has no entry for model {name!r}")
+            raise InvalidArgumentError(f"configs= has no entry for model {name!r}")
 
     # ------------------------------------------------------------------ facts
 
@@ -134,15 +179,13 @@ class ServingTarget:
     def disk_versions(self) -> list[int] | None:
         """Numeric version folders under a local base path, ascending; ``None`` if not local."""
         config = self.config()
-        if config is None or not os.path.isdir(config.base_path):
-            return None
-        return sorted(list_versions(config.base_path))
+        return None if config is None else local_versions(config.base_path)
 
     # ------------------------------------------------------------------ protocol calls
 
     def status(self) -> list[Any]:
         """``GetModelStatus``: ``VersionStatus`` entries, newest first."""
-        return list(self._client.status(self.model_name))
+        return list(self._client.status(model_name=self.model_name))
 
     def predict(
         self, x: np.ndarray, *, version: int | None = None, label: str | None = None
@@ -154,7 +197,7 @@ class ServingTarget:
 
     def input_spec(self) -> InputSpec | None:
         """The serving signature's first input, from ``GetModelMetadata``; ``None`` if unknown."""
-        signatures = self._client.metadata(self.model_name)
+        signatures = self._client.metadata(model_name=self.model_name)
         signature = signatures.get("serving_default") or next(iter(signatures.values()), None)
         if signature is None or not signature.inputs:
             return None
@@ -168,19 +211,23 @@ class ServingTarget:
         )
 
     def set_policy(self, policy: VersionPolicy) -> None:
-        """Reload the config with ``policy`` for this model (``HandleReloadConfigRequest``)."""
+        """Reload the config with ``policy`` for this model (``HandleReloadConfigRequest``). A
+        handle raises :class:`~tfserve_nb.errors.ConfigError` for a change that would strand a
+        label (:func:`tfserve_nb.rollout.check_version_policy`)."""
         self._reload(version_policy=policy)
 
     def set_labels(self, labels: Mapping[str, int]) -> None:
         """Reload the config with exactly ``labels`` for this model. Upstream refuses a label on
-        a version that is not AVAILABLE: :class:`ServingError` ``FAILED_PRECONDITION``."""
+        a version that is not AVAILABLE: :class:`ServingError` ``FAILED_PRECONDITION``; a handle
+        raises :class:`~tfserve_nb.errors.ConfigError` for a label on a version the policy is
+        unloading (:func:`tfserve_nb.rollout.check_labels`)."""
         self._reload(labels=dict(labels))
 
     def _reload(self, **change: Any) -> None:
         if self._is_handle:
             if "version_policy" in change:
                 self.server.set_version_policy(
-                    change["version_policy"], self.model_name, wait=False
+                    change["version_policy"], model_name=self.model_name, wait=False
                 )
             else:
                 self.server.set_labels(change["labels"], model_name=self.model_name)
@@ -205,9 +252,10 @@ class ServingTarget:
         (``UNAVAILABLE``-like codes pass through) when an expected version's load failed.
         """
         wanted = set(expected) if expected is not None else None
-        deadline = time.monotonic() + timeout
-        pause = threading.Event()
-        while True:
+        statuses: list[Any] = []
+
+        def settled_statuses() -> list[Any] | None:
+            nonlocal statuses
             statuses = self.status()
             available = {s.version for s in statuses if s.state == "AVAILABLE"}
             failed = [
@@ -224,11 +272,14 @@ class ServingTarget:
             settled = not any(s.state in TRANSITIONAL_STATES for s in statuses)
             if settled and (available == wanted if wanted is not None else available):
                 return statuses
-            if time.monotonic() >= deadline:
-                seen = ", ".join(f"{s.version}: {s.state}" for s in statuses) or "no versions"
-                want = sorted(wanted) if wanted is not None else "any version"
-                raise ServerTimeoutError(
-                    f"model {self.model_name}: waited {timeout:.0f} s for AVAILABLE versions "
-                    f"{want}; the server reports {seen}"
-                )
-            pause.wait(0.05)
+            return None
+
+        def timed_out() -> ServerTimeoutError:
+            seen = ", ".join(f"{s.version}: {s.state}" for s in statuses) or "no versions"
+            want = sorted(wanted) if wanted is not None else "any version"
+            return ServerTimeoutError(
+                f"model {self.model_name}: waited {timeout:.0f} s for AVAILABLE versions "
+                f"{want}; the server reports {seen}"
+            )
+
+        return wait_until(settled_statuses, timeout, timed_out=timed_out, interval=0.05)

@@ -18,9 +18,9 @@ import traitlets
 
 from ..config import ModelConfig
 from ..core.version_policy import Specific
-from ..errors import TfServeNbError
+from ..errors import ServingError, TfServeNbError
 from ._kernel import ActionRunner, Repeater, UiDispatcher
-from ._target import InputSpec, ServingTarget
+from ._target import InputSpec, ServingTarget, Target
 
 MAX_FAILED_POLLS = 3
 """Consecutive failed polls after which a server is taken for stopped."""
@@ -45,7 +45,9 @@ class ServerMonitor(traitlets.HasTraits):
 
     Construct it on the widget thread (a notebook cell). ``server`` is a ``ModelServer`` or a
     ``ServingClient``; see :class:`~tfserve_nb.widgets._target.ServingTarget` for ``model_name``
-    and ``configs``. Polling starts at once unless ``start=False``.
+    and ``configs``. It may also be a :class:`~tfserve_nb.widgets._target.Target` itself (such as
+    a test's fake server), used as it is; ``model_name`` and ``configs`` are then refused
+    (``ValueError``). Polling starts at once unless ``start=False``.
     """
 
     statuses = traitlets.Tuple(
@@ -80,7 +82,15 @@ class ServerMonitor(traitlets.HasTraits):
         start: bool = True,
     ) -> None:
         super().__init__()
-        self.target = ServingTarget(server, model_name=model_name, configs=configs)
+        self.target: Target
+        if isinstance(server, Target):
+            if model_name is not None or configs is not None:
+                raise ValueError(
+                    "model_name= and configs= are for a server or client, not a Target"
+                )
+            self.target = server
+        else:
+            self.target = ServingTarget(server, model_name=model_name, configs=configs)
         self.dispatcher = UiDispatcher()
         self.runner = ActionRunner(self.dispatcher, "tfserve-nb-action")
         self._last_started = 0.0
@@ -147,10 +157,11 @@ class ServerMonitor(traitlets.HasTraits):
                 disk_versions=tuple(disk) if disk is not None else None,
                 input_spec=spec,
             )
-        except (TfServeNbError, OSError) as exc:
+        except TfServeNbError as exc:
+            if isinstance(exc, ServingError) and exc.code == "CANCELLED":
+                # the client is closed: ModelServer.stop() closes it first
+                return Snapshot(started, alive=False, error="the server has stopped")
             return Snapshot(started, error=f"{type(exc).__name__}: {exc}", failed=True)
-        except ValueError:  # the channel is closed: ModelServer.stop() closes it first
-            return Snapshot(started, alive=False, error="the server has stopped")
 
     def apply(self, snapshot: Snapshot) -> None:
         """Set the traits from ``snapshot`` (widget thread); older snapshots are ignored."""

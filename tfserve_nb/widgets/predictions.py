@@ -10,6 +10,7 @@ import ipywidgets as widgets
 import numpy as np
 import traitlets
 
+from ..errors import TfServeNbError
 from ._panel import Panel
 from ._render import (
     BAD,
@@ -25,7 +26,6 @@ from ._render import (
     value_cells,
 )
 from ._render import table as html_table
-from ._target import REQUEST_ERRORS
 
 
 @dataclass(frozen=True)
@@ -160,7 +160,7 @@ class PredictionPanel(Panel):
             try:
                 result = self.monitor.target.predict(self.examples, version=version)
                 answers[version] = interpret(result.outputs, self.output)
-            except (*REQUEST_ERRORS, KeyError) as exc:
+            except (TfServeNbError, KeyError) as exc:
                 answers[version] = str(exc)
         return _Run(key, answers)
 

@@ -8,11 +8,13 @@ is explained in plain words next to the server's own text:
   label to a new version takes two steps: load it (pin it with the current one), then move;
 - the dashboard adds one check of its own: it does not unload a version a label points at, because
   the server would accept that and then answer ``NOT_FOUND`` for the label.
+
+Those rules and the plain words are :mod:`tfserve_nb.rollout`'s, shared with ``ModelServer``;
+this panel only runs them and shows the outcome.
 """
 
 from __future__ import annotations
 
-import re
 import threading
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
@@ -22,16 +24,15 @@ import ipywidgets as widgets
 import traitlets
 
 from ..core.version_policy import Latest, Specific, VersionPolicy
-from ..errors import ServingError
+from ..errors import ConfigError, ServingError, TfServeNbError
+from ..rollout import check_labels, check_version_policy, explain, moved_labels
 from ._panel import Panel
 from ._render import BAD, FG, GOOD, MUTED, esc, note
-from ._target import REQUEST_ERRORS
+from ._target import Target
 from .monitor import Snapshot
 
 UNSET = -1
 """Label dropdown value meaning "remove this label"."""
-
-_LABEL_ON_UNAVAILABLE = re.compile(r"assign label to version (\d+) of model (.+?), which is not")
 
 
 @dataclass(frozen=True)
@@ -67,27 +68,6 @@ class SwitchOutcome:
         return text + "</div>"
 
 
-class _Refused(Exception):
-    """A change the dashboard will not send; the message says why and what to do."""
-
-
-def explain(error: ServingError) -> str:
-    """Plain words for a server's refusal of a config reload."""
-    match = _LABEL_ON_UNAVAILABLE.search(error.message)
-    if error.code == "FAILED_PRECONDITION" and match:
-        version = match.group(1)
-        return (
-            f"Version {version} is not loaded, and TF Serving lets a label point only at a "
-            f"version that is AVAILABLE. Load it first — pin it together with the version(s) "
-            f"you serve now — wait until it is AVAILABLE, then move the label. Nothing changed."
-        )
-    if error.code == "UNAVAILABLE":
-        return "The server did not answer; it may have stopped. Nothing changed."
-    if error.code == "NOT_FOUND":
-        return "The server does not know this model. Nothing changed."
-    return f"The server refused the new config ({error.code}). Nothing changed."
-
-
 class SwitchPanel(Panel):
     """Controls that change which versions are served and where labels point.
 
@@ -113,8 +93,11 @@ class SwitchPanel(Panel):
         **monitor_options: Any,
     ) -> None:
         super().__init__(source, "Switch versions", **monitor_options)
-        # One change at a time, clicks and Python twins alike: a label move reads the config
-        # in force and sends it back changed, so two at once could lose one of them.
+        # One change at a time, clicks and Python twins alike. ModelServer applies each config
+        # change atomically; this lock is for the panel's own multi-step actions: a label move
+        # builds the whole label map from the config it read, a pin checks the labels, sends
+        # the policy and waits for the versions, so two at once could lose a move or strand a
+        # label (a bare ServingClient target has no handle lock at all).
         self._change_lock = threading.Lock()
         self.follow_button = widgets.Button(
             description="Follow latest",
@@ -173,15 +156,14 @@ class SwitchPanel(Panel):
 
     def move_label(self, label: str, version: int | None) -> SwitchOutcome:
         """Point ``label`` at ``version`` (``None`` removes it). The server refuses a version that
-        is not AVAILABLE; the outcome explains that."""
+        is not AVAILABLE, and the panel one that the version policy is unloading
+        (:func:`~tfserve_nb.rollout.check_labels`); the outcome explains either."""
         return self._run_now(self._move_label_work(label, version), False)
 
     # ------------------------------------------------------------------ work (background-safe)
 
     def _follow_latest_work(self, wait: bool) -> tuple[SwitchOutcome, Snapshot]:
-        disk = self.monitor.target.disk_versions()
-        expected = {max(disk)} if disk else None
-        return self._change("follow the latest version", Latest(1), expected, wait)
+        return self._change("follow the latest version", Latest(1), wait)
 
     def _pin_work(
         self, versions: tuple[int, ...]
@@ -198,7 +180,7 @@ class SwitchPanel(Panel):
                     f"Version {_join(missing)} is not on disk under the "
                     "model's base path; export it first.",
                 )
-            return self._change(action, Specific(versions), set(versions), wait)
+            return self._change(action, Specific(versions), wait)
 
         return work
 
@@ -211,14 +193,15 @@ class SwitchPanel(Panel):
             config = target.config()
             if config is None:
                 return self._refuse(action, _READ_ONLY)
-            labels = {k: v for k, v in config.labels.items() if k != label}
-            if version is not None:
-                labels[label] = version
+            labels = moved_labels(config.labels, label, version)
             try:
+                check_labels(config, labels, target.disk_versions(), lambda: _available(target))
                 target.set_labels(labels)
+            except ConfigError as exc:
+                return self._refuse(action, str(exc))
             except ServingError as exc:
                 return self._refuse(action, explain(exc), exc)
-            except REQUEST_ERRORS as exc:
+            except TfServeNbError as exc:
                 return self._failed(action, exc)
             done = (
                 f"Requests for label {label} now go to version {version}."
@@ -230,25 +213,16 @@ class SwitchPanel(Panel):
         return work
 
     def _change(
-        self, action: str, policy: VersionPolicy, expected: set[int] | None, wait: bool
+        self, action: str, policy: VersionPolicy, wait: bool
     ) -> tuple[SwitchOutcome, Snapshot]:
         target = self.monitor.target
         config = target.config()
         if config is None:
             return self._refuse(action, _READ_ONLY)
-        stranded = {
-            k: v for k, v in config.labels.items() if expected is not None and v not in expected
-        }
-        if stranded:
-            names = ", ".join(f"{k} → {v}" for k, v in sorted(stranded.items()))
-            return self._refuse(
-                action,
-                (
-                    f"Label {names} points at a version this change would unload; the server "
-                    "would accept it and then answer NOT_FOUND for the label. Move the label to "
-                    "a version that stays (or remove it) first."
-                ),
-            )
+        try:
+            expected = check_version_policy(config, policy, target.disk_versions())
+        except ConfigError as exc:
+            return self._refuse(action, str(exc))
         try:
             target.set_policy(policy)
             if wait:
@@ -259,7 +233,7 @@ class SwitchPanel(Panel):
                 done = "Config sent; the server loads and unloads versions in the background."
         except ServingError as exc:
             return self._refuse(action, explain(exc), exc)
-        except REQUEST_ERRORS as exc:  # e.g. ServerTimeoutError while waiting for the versions
+        except TfServeNbError as exc:  # e.g. ServerTimeoutError while waiting for the versions
             return self._failed(action, exc)
         return SwitchOutcome(True, action, done), self.monitor.fetch()
 
@@ -384,3 +358,7 @@ _READ_ONLY = (
 def _join(versions: Iterable[int]) -> str:
     items = [str(v) for v in versions]
     return " and ".join([", ".join(items[:-1]), items[-1]]) if len(items) > 1 else "".join(items)
+
+
+def _available(target: Target) -> set[int]:
+    return {s.version for s in target.status() if s.state == "AVAILABLE"}

@@ -1,172 +1,26 @@
-"""TrafficPanel: a steady request stream, charted, to watch a version switch under load."""
+"""TrafficPanel: a steady request stream, charted, to watch a version switch under load.
+
+The stream and its numbers are :class:`~tfserve_nb.traffic.sender.TrafficSender` and
+:class:`~tfserve_nb.traffic.statistics.TrafficStats`; this panel starts and stops them and draws
+what they report.
+"""
 
 from __future__ import annotations
 
-import collections
-import threading
-import time
-from collections.abc import Callable
-from dataclasses import dataclass
 from typing import Any
 
 import ipywidgets as widgets
 import numpy as np
 import traitlets
 
+from ..errors import InvalidArgumentError, ServerTimeoutError
+from ..traffic.sender import TrafficSender
 from ..traffic.split import SplitLike, TrafficSplit
-from ._kernel import Repeater, UiDispatcher
+from ..traffic.statistics import WINDOW_SECONDS, TrafficSnapshot
+from ..waiting import wait_until
 from ._panel import Panel
 from ._picker import RequestTarget, TargetKey, TargetPicker
 from ._render import BAD, BLUE, GOOD, MUTED, ORANGE, Series, esc, note, svg_chart
-from ._target import REQUEST_ERRORS, ServingTarget
-
-WINDOW_SECONDS = 60
-"""How much history the charts show."""
-
-TICK_SECONDS = 0.5
-"""How often the sender hands fresh numbers to the widget thread."""
-
-
-@dataclass(frozen=True)
-class TrafficSnapshot:
-    """Traffic so far: per-second buckets over the last :data:`WINDOW_SECONDS` (``seconds`` are
-    offsets from the start), totals, and requests answered per version."""
-
-    seconds: tuple[float, ...] = ()
-    p50_ms: tuple[float | None, ...] = ()
-    p95_ms: tuple[float | None, ...] = ()
-    ok: tuple[int, ...] = ()
-    errors: tuple[int, ...] = ()
-    switches: tuple[tuple[float, int], ...] = ()
-    answered: tuple[tuple[int, int], ...] = ()
-    total_ok: int = 0
-    total_errors: int = 0
-    last_error: str = ""
-
-
-class TrafficStats:
-    """Thread-safe record of requests (latency, answering version or error) in 1-s buckets."""
-
-    def __init__(self) -> None:
-        self._lock = threading.Lock()
-        self._start = time.monotonic()
-        self._buckets: dict[int, tuple[list[float], collections.Counter[int], int]] = {}
-        self._answered: collections.Counter[int] = collections.Counter()
-        self._total_errors = 0
-        self._last_error = ""
-
-    def record(self, latency: float, version: int | None, error: str = "") -> None:
-        """Add one request that took ``latency`` seconds, answered by ``version`` or failed."""
-        second = int(time.monotonic() - self._start)
-        with self._lock:
-            latencies, versions, errors = self._buckets.get(second, ([], collections.Counter(), 0))
-            if error:
-                errors += 1
-                self._total_errors += 1
-                self._last_error = error
-            else:
-                latencies.append(latency)
-                if version is not None:
-                    versions[version] += 1
-                    self._answered[version] += 1
-            self._buckets[second] = (latencies, versions, errors)
-            for old in [s for s in self._buckets if s < second - WINDOW_SECONDS]:
-                del self._buckets[old]
-
-    def snapshot(self) -> TrafficSnapshot:
-        """A copy of the numbers, with empty seconds filled in."""
-        now = int(time.monotonic() - self._start)
-        with self._lock:
-            seconds = list(range(max(0, now - WINDOW_SECONDS), now + 1))
-            p50: list[float | None] = []
-            p95: list[float | None] = []
-            ok, errors, switches = [], [], []
-            previous = None
-            for second in seconds:
-                latencies, versions, failed = self._buckets.get(
-                    second, ([], collections.Counter(), 0)
-                )
-                if latencies:
-                    ms = np.asarray(latencies) * 1000.0
-                    p50.append(float(np.percentile(ms, 50)))
-                    p95.append(float(np.percentile(ms, 95)))
-                else:
-                    p50.append(None)
-                    p95.append(None)
-                ok.append(len(latencies))
-                errors.append(failed)
-                if versions:
-                    top = versions.most_common(1)[0][0]
-                    if previous is not None and top != previous:
-                        switches.append((float(second), top))
-                    previous = top
-            return TrafficSnapshot(
-                seconds=tuple(float(s) for s in seconds),
-                p50_ms=tuple(p50),
-                p95_ms=tuple(p95),
-                ok=tuple(ok),
-                errors=tuple(errors),
-                switches=tuple(switches),
-                answered=tuple(sorted(self._answered.items())),
-                total_ok=sum(self._answered.values()),
-                total_errors=self._total_errors,
-                last_error=self._last_error,
-            )
-
-
-class TrafficSender:
-    """Sends ``batch`` to ``target``, one request at a time at about ``rate`` per second, in a
-    daemon thread.
-
-    ``rate`` and ``request_target`` may change while running. The sender never bursts to catch up
-    more than half a second. Every :data:`TICK_SECONDS` (and once when stopping) it passes
-    ``stats.snapshot()`` to ``on_tick`` through the dispatcher.
-    """
-
-    def __init__(
-        self,
-        target: ServingTarget,
-        batch: np.ndarray,
-        request_target: RequestTarget | TrafficSplit,
-        rate: float,
-        dispatcher: UiDispatcher,
-        on_tick: Callable[[TrafficSnapshot], None],
-    ) -> None:
-        self.target = target
-        self.batch = batch
-        self.request_target = request_target
-        self.rate = rate
-        self.stats = TrafficStats()
-        self._dispatcher = dispatcher
-        self._on_tick = on_tick
-        self._next_at = time.monotonic()
-        self._last_tick = 0.0
-        self._repeater = Repeater("tfserve-nb-traffic", self._step, 0.0)
-
-    def start(self) -> None:
-        self._repeater.start()
-
-    def stop(self) -> None:
-        """Stop sending (returns at once; a request in flight completes unrecorded) and hand the
-        last numbers over."""
-        self._repeater.stop()
-        self._dispatcher.run(self._on_tick, self.stats.snapshot())
-
-    def _step(self) -> bool:
-        if self._repeater.wait(max(self._next_at - time.monotonic(), 0.0)):
-            return False
-        self._next_at = max(self._next_at + 1.0 / max(self.rate, 0.1), time.monotonic() - 0.5)
-        version, label = self.request_target.next()
-        began = time.perf_counter()
-        try:
-            result = self.target.predict(self.batch, version=version, label=label)
-            self.stats.record(time.perf_counter() - began, result.version)
-        except REQUEST_ERRORS as exc:
-            self.stats.record(time.perf_counter() - began, None, str(exc))
-        if time.monotonic() - self._last_tick >= TICK_SECONDS:
-            self._last_tick = time.monotonic()
-            return self._dispatcher.run(self._on_tick, self.stats.snapshot())
-        return True
 
 
 class TrafficPanel(Panel):
@@ -237,7 +91,7 @@ class TrafficPanel(Panel):
         each request names the label its turn falls on). ``None`` keeps the current choice; a
         target ends a split."""
         if target is not None and split is not None:
-            raise ValueError("start_traffic: give a target or a split, not both")
+            raise InvalidArgumentError("start_traffic: give a target or a split, not both")
         if rate is not None:
             self.rate = rate
         if target is not None:
@@ -254,28 +108,39 @@ class TrafficPanel(Panel):
     def wait_for_answers(self, version: int, count: int, timeout: float = 60.0) -> int:
         """Block until ``version`` has answered ``count`` more of the stream's requests than
         when called (a notebook cell's way to let traffic flow without sleeping); returns how
-        many it has answered since traffic started. Raises ``TimeoutError`` saying what was
+        many it has answered since traffic started. Raises ``ServerTimeoutError`` saying what was
         answered instead, and ``RuntimeError`` when no traffic is being sent (or it stops)."""
         sender = self._sender
         if sender is None:
             raise RuntimeError("no traffic is being sent: call start_traffic() first")
-        start = dict(sender.stats.snapshot().answered).get(version, 0)
-        deadline = time.monotonic() + timeout
-        while True:
+        snap = sender.stats.snapshot()
+        start = dict(snap.answered).get(version, 0)
+
+        def failure(error: type[Exception], why: str) -> Exception:
+            answered = dict(snap.answered).get(version, 0)
+            last = f", last: {snap.last_error}" if snap.last_error else ""
+            return error(
+                f"version {version} answered {answered - start} of the {count} requests "
+                f"waited for {why} (answered so far: {dict(snap.answered)}, "
+                f"errors: {snap.total_errors}{last})"
+            )
+
+        def enough() -> int | None:
+            nonlocal snap
             snap = sender.stats.snapshot()
             answered = dict(snap.answered).get(version, 0)
             if answered - start >= count:
                 return answered
-            stopped = self._sender is not sender
-            if stopped or time.monotonic() > deadline:
-                last = f", last: {snap.last_error}" if snap.last_error else ""
-                why = "before the traffic stopped" if stopped else f"within {timeout:g} s"
-                raise (RuntimeError if stopped else TimeoutError)(
-                    f"version {version} answered {answered - start} of the {count} requests "
-                    f"waited for {why} (answered so far: {dict(snap.answered)}, "
-                    f"errors: {snap.total_errors}{last})"
-                )
-            time.sleep(0.02)
+            if self._sender is not sender:
+                raise failure(RuntimeError, "before the traffic stopped")
+            return None
+
+        return wait_until(
+            enough,
+            timeout,
+            timed_out=lambda: failure(ServerTimeoutError, f"within {timeout:g} s"),
+            interval=0.02,
+        )
 
     # ------------------------------------------------------------------ wiring
 
@@ -313,13 +178,18 @@ class TrafficPanel(Panel):
             self._show(TrafficSnapshot(last_error=self.last_error))
             self.sending = False
             return
-        self._sender = TrafficSender(
+        target, batch, dispatcher = (
             self.monitor.target,
             example[np.newaxis],
-            self._request_target(),
-            self.rate,
             self.monitor.dispatcher,
-            self._show,
+        )
+
+        def send(version: int | None, label: str | None) -> int | None:
+            answered: int | None = target.predict(batch, version=version, label=label).version
+            return answered
+
+        self._sender = TrafficSender(
+            send, self._request_target(), self.rate, lambda snap: dispatcher.run(self._show, snap)
         )
         self._sender.start()
 

@@ -62,6 +62,7 @@ from uvicorn.protocols.http.httptools_impl import (
     RequestResponseCycle,
 )
 
+from ...waiting import wait_until
 from .error_response import encode_error
 from .handler import HttpRestApiHandler, RestResponse
 
@@ -356,12 +357,22 @@ class RestServer:
             log.exception("The REST server stopped")
 
     def start(self) -> None:
+        """Start the server thread; return once it serves. Raises ``RuntimeError`` with the
+        thread's failure if the thread dies first or it has not started within
+        ``_STARTUP_DEADLINE`` seconds."""
         self._thread.start()
-        deadline = time.monotonic() + _STARTUP_DEADLINE
-        while not self._server.started:
-            if not self._thread.is_alive() or time.monotonic() > deadline:
-                raise RuntimeError(f"The REST server did not start: {self._failure!r}")
-            time.sleep(0.005)
+
+        def not_started() -> RuntimeError:
+            return RuntimeError(f"The REST server did not start: {self._failure!r}")
+
+        def started() -> bool:
+            if self._server.started:
+                return True
+            if not self._thread.is_alive():
+                raise not_started()
+            return False
+
+        wait_until(started, _STARTUP_DEADLINE, timed_out=not_started, interval=0.005)
 
     def shutdown(self) -> None:
         self._server.should_exit = True

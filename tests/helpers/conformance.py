@@ -2,8 +2,9 @@
 Serving's users write them (``tensorflow-serving-api`` stubs, ``tf.make_tensor_proto``, plain
 HTTP), waiting on conditions with deadlines, and files a polling server may see.
 
-Every helper talks to a real server process (:class:`test_server_process.ServerProcess`) over
-its sockets; none reaches into the server.
+Every helper talks to a real server process
+(:class:`~tests.helpers.server_process.ServerProcess`) over its sockets; none reaches into the
+server.
 """
 
 from __future__ import annotations
@@ -23,9 +24,10 @@ from typing import Any
 
 import grpc
 import numpy as np
-from test_server_process import ServerProcess
 
 from tfserve_nb.config import ModelConfig, render_config_file, to_server_config
+
+from .server_process import ServerProcess
 
 DEADLINE = 60.0
 """Seconds a test waits for a condition (a load, an unload, a poll) before failing."""
