@@ -27,6 +27,7 @@ import numpy as np
 from bench.loadgen import CLIENT_PROCESSES, Tally, Target, Window, run_clients, warm_up
 from bench.report import InProcessCall, Lifecycle, LoadCell, Results, machine_facts
 from bench.stats import Summary, summarize
+from tfserve_nb.processes import stop_process
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -126,13 +127,7 @@ class Process:
     ports: dict[str, int]
 
     def stop(self) -> None:
-        if self.popen.poll() is None:
-            self.popen.terminate()
-            try:
-                self.popen.wait(10)
-            except subprocess.TimeoutExpired:
-                self.popen.kill()
-                self.popen.wait()
+        stop_process(self.popen, 10)
 
 
 def start_module(

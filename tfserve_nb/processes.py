@@ -20,6 +20,9 @@ its parent dies (``prctl(PR_SET_PDEATHSIG)``); :func:`parent_death_signal_preexe
 for a child about to be started (a ``preexec_fn``). Other systems have no such call (watch the
 parent's pid instead: :func:`process_alive`).
 
+**Stopping a child.** :func:`stop_process` is the one graceful stop: SIGTERM, a grace period,
+then SIGKILL.
+
 Only the standard library; importing this module is cheap.
 """
 
@@ -34,6 +37,7 @@ import re
 import shutil
 import socket
 import stat
+import subprocess
 import sys
 import tempfile
 from collections.abc import Callable
@@ -48,6 +52,7 @@ __all__ = [
     "process_start_token",
     "remove_abandoned",
     "set_parent_death_signal",
+    "stop_process",
 ]
 
 log = logging.getLogger(__name__)
@@ -205,3 +210,18 @@ def _prctl() -> Callable[..., int] | None:
     except (OSError, AttributeError):
         return None
     return prctl
+
+
+def stop_process(popen: subprocess.Popen[bytes], grace: float) -> None:
+    """Stop the child ``popen``: SIGTERM, up to ``grace`` seconds to exit, then SIGKILL (at once
+    for a ``grace`` of 0 or less); returns once it has exited and been reaped. A child that has
+    already exited is only reaped."""
+    if popen.poll() is not None:
+        return
+    if grace > 0:
+        popen.terminate()
+        with contextlib.suppress(subprocess.TimeoutExpired):
+            popen.wait(grace)
+    if popen.poll() is None:
+        popen.kill()
+        popen.wait()

@@ -18,6 +18,8 @@ from pathlib import Path
 
 import grpc
 
+from tfserve_nb.processes import stop_process
+
 STARTUP_DEADLINE = 90.0
 """Seconds a server process may take to report its ports (loading TensorFlow included)."""
 
@@ -71,13 +73,7 @@ class ServerProcess:
             return exc.code, json.loads(exc.read())
 
     def stop(self) -> None:
-        if self.popen.poll() is None:
-            self.popen.terminate()
-            try:
-                self.popen.wait(10)
-            except subprocess.TimeoutExpired:
-                self.popen.kill()
-                self.popen.wait()
+        stop_process(self.popen, 10)
 
 
 def canonical_predict(channel, name, x, version=None):

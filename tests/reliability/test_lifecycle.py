@@ -39,6 +39,7 @@ from tfserve_nb.processes import (
     process_alive,
     process_start_token,
     remove_abandoned,
+    stop_process,
 )
 
 REPO = Path(__file__).resolve().parents[2]
@@ -111,9 +112,7 @@ class Server:
         return time.monotonic() - start
 
     def stop(self) -> None:
-        if self.popen.poll() is None:
-            self.popen.kill()
-        self.popen.wait()
+        stop_process(self.popen, 0)
 
 
 @pytest.fixture

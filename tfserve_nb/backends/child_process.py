@@ -11,7 +11,6 @@ lines" that every backend's ``logs(tail=)`` uses.
 from __future__ import annotations
 
 import atexit
-import contextlib
 import os
 import shutil
 import signal
@@ -20,7 +19,7 @@ import threading
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 
-from ..processes import parent_death_signal_preexec
+from ..processes import parent_death_signal_preexec, stop_process
 
 __all__ = ["LOG_FILE_NAME", "ChildProcess", "last_lines"]
 
@@ -119,14 +118,7 @@ class ChildProcess:
         with self._lock:
             if self._final_logs is not None:
                 return
-            if self.popen.poll() is None:
-                if grace > 0:
-                    self.popen.terminate()
-                    with contextlib.suppress(subprocess.TimeoutExpired):
-                        self.popen.wait(grace)
-                if self.popen.poll() is None:
-                    self.popen.kill()
-                    self.popen.wait()
+            stop_process(self.popen, grace)
             if self.popen.stdin is not None:
                 self.popen.stdin.close()
             self._final_logs = self._read_log()
