@@ -51,6 +51,8 @@ FLOORS: dict[str, int] = {
     "rollout": 4,
     "traffic.split": 4,
     "notebook_progress": 4,
+    "responses": 4,
+    "signature_cache": 4,
     # 5: working with one from the notebook
     "traffic": 5,
     "deploy": 5,

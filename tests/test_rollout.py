@@ -11,11 +11,11 @@ from typing import Any
 import pytest
 
 from tfserve_nb.backends.base import ServerProcess
-from tfserve_nb.client import VersionStatus
 from tfserve_nb.config import ModelConfig
 from tfserve_nb.core.version_policy import All, Latest, Specific, VersionPolicy
 from tfserve_nb.errors import ConfigError, ServingError
 from tfserve_nb.handle import ModelServer
+from tfserve_nb.responses import VersionStatus
 from tfserve_nb.rollout import (
     check_labels,
     check_version_policy,

@@ -63,8 +63,8 @@ _LAZY = {
     "serve": "tfserve_nb.handle",
     "ModelServer": "tfserve_nb.handle",
     "ServingClient": "tfserve_nb.client",
-    "PredictResult": "tfserve_nb.client",
-    "VersionStatus": "tfserve_nb.client",
+    "PredictResult": "tfserve_nb.responses",
+    "VersionStatus": "tfserve_nb.responses",
     "Signature": "tfserve_nb.protocol.signature",
     "TensorSpec": "tfserve_nb.protocol.signature",
     "Backend": "tfserve_nb.backends.base",
@@ -93,7 +93,7 @@ _LAZY = {
 if TYPE_CHECKING:
     from . import errors
     from .backends.base import Backend, ServerProcess
-    from .client import PredictResult, ServingClient, VersionStatus
+    from .client import ServingClient
     from .config import ModelConfig
     from .core.version_policy import All, Latest, Specific
     from .errors import (
@@ -111,6 +111,7 @@ if TYPE_CHECKING:
     from .export import ClassifySignature, ExportedModel, RegressSignature, export_model
     from .handle import ModelServer, serve
     from .protocol.signature import Signature, TensorSpec
+    from .responses import PredictResult, VersionStatus
     from .traffic.split import TrafficSplit
     from .widgets import Dashboard, SwitchOutcome, dashboard
 

@@ -41,11 +41,9 @@ have moved).
 from __future__ import annotations
 
 import json
-import threading
 import urllib.parse
 import urllib.request
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass
 from typing import Any, TypeVar
 
 import grpc
@@ -60,7 +58,6 @@ from tensorflow_serving.apis import (
 )
 
 from .config import ModelConfig, to_server_config
-from .core.servable_state import ManagerState
 from .errors import InvalidArgumentError, ServerTimeoutError, ServingError, transport_errors
 from .protocol import tensor_proto
 from .protocol.signature import (
@@ -69,6 +66,8 @@ from .protocol.signature import (
     signatures_from_meta_graph,
 )
 from .request_inputs import request_inputs
+from .responses import STATE_NAMES, PredictResult, VersionStatus
+from .signature_cache import SignatureCache, Target
 from .traffic.split import TrafficSplit
 from .waiting import wait_until
 
@@ -94,78 +93,6 @@ local pools)."""
 
 STATUS_POLL_SECONDS = 0.05
 """How often a wait for a version's state asks ``GetModelStatus``."""
-
-STATE_NAMES = {state.value: state.name for state in ManagerState}
-"""``ModelVersionStatus.State`` numbers -> names, as the core's :class:`ManagerState` has them."""
-
-
-@dataclass(frozen=True)
-class VersionStatus:
-    """One entry of ``GetModelStatus``: a version, its state and, after a failed load, the
-    error (``error_code`` is the canonical code name, ``"OK"`` otherwise)."""
-
-    version: int
-    state: str
-    error_code: str = "OK"
-    error_message: str = ""
-
-
-@dataclass(frozen=True)
-class PredictResult:
-    """A predict answer: outputs by alias, and which version and signature answered."""
-
-    outputs: dict[str, np.ndarray]
-    version: int | None
-    signature_name: str
-
-    def value(self) -> np.ndarray | dict[str, np.ndarray]:
-        """The single output's array, or the dict when there are several."""
-        if len(self.outputs) == 1:
-            return next(iter(self.outputs.values()))
-        return dict(self.outputs)
-
-
-Target = tuple[str, int | None, str | None]
-"""A request target: model name, and a version or a label or neither (the latest)."""
-
-
-class _Signatures:
-    """What a client knows of served signatures (see the module docstring). Thread-safe.
-
-    ``_of_version[(model, version)]`` holds a version's signature map; ``_resolved[target]``
-    the version a latest or label target last resolved to (a version target is that version).
-    """
-
-    def __init__(self) -> None:
-        self._lock = threading.Lock()
-        self._of_version: dict[tuple[str, int], dict[str, Signature]] = {}
-        self._resolved: dict[Target, int] = {}
-
-    def lookup(self, target: Target) -> tuple[int, dict[str, Signature]] | None:
-        """The version ``target`` last resolved to and its signatures, if both are known."""
-        name, version, _ = target
-        with self._lock:
-            resolved = version if version is not None else self._resolved.get(target)
-            if resolved is None:
-                return None
-            signatures = self._of_version.get((name, resolved))
-        return None if signatures is None else (resolved, signatures)
-
-    def learn(self, target: Target, version: int, signatures: dict[str, Signature]) -> None:
-        """``GetModelMetadata`` for ``target`` described ``version`` with ``signatures``."""
-        with self._lock:
-            self._of_version[(target[0], version)] = signatures
-            self._resolved[target] = version
-
-    def answered(self, target: Target, version: int) -> None:
-        """``version`` answered a request for ``target``."""
-        with self._lock:
-            self._resolved[target] = version
-
-    def clear(self) -> None:
-        with self._lock:
-            self._of_version.clear()
-            self._resolved.clear()
 
 
 class ServingClient:
@@ -200,7 +127,7 @@ class ServingClient:
         )
         self._predict_stub = prediction_service_pb2_grpc.PredictionServiceStub(self._channel)
         self._model_stub = model_service_pb2_grpc.ModelServiceStub(self._channel)
-        self._signatures = _Signatures()
+        self._signatures = SignatureCache()
 
     def __repr__(self) -> str:
         return f"ServingClient({self.grpc_target!r}, rest_url={self.rest_url!r})"

@@ -17,12 +17,13 @@ from typing import Any
 import numpy as np
 
 from .backends.base import Backend, ServerProcess
-from .client import PredictResult, ServingClient, VersionStatus
+from .client import ServingClient
 from .config import ModelConfig, validate
 from .core.version_policy import All, Latest, Specific, VersionPolicy
 from .errors import ConfigError, ServerTimeoutError, ServingError
 from .notebook_progress import notebook_progress
 from .protocol.signature import Signature
+from .responses import PredictResult, VersionStatus
 from .rollout import check_labels, check_version_policy
 from .sources.file_system_storage_path_source import local_versions
 from .traffic.split import TrafficSplit

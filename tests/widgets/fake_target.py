@@ -18,10 +18,10 @@ from typing import Any
 
 import numpy as np
 
-from tfserve_nb.client import PredictResult, VersionStatus
 from tfserve_nb.config import ModelConfig
 from tfserve_nb.core.version_policy import Specific, VersionPolicy
 from tfserve_nb.errors import ServingError
+from tfserve_nb.responses import PredictResult, VersionStatus
 from tfserve_nb.rollout import check_labels
 from tfserve_nb.widgets._target import InputSpec
 
