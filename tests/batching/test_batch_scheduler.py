@@ -8,7 +8,6 @@ many), and releasing the thread runs them as one batch. No test asserts on timin
 from __future__ import annotations
 
 import threading
-import time
 from collections.abc import Callable, Iterator, Mapping
 from concurrent.futures import Future, ThreadPoolExecutor
 from contextlib import contextmanager
@@ -16,6 +15,7 @@ from contextlib import contextmanager
 import numpy as np
 import pytest
 
+from tests.helpers.waiting import wait_until
 from tfserve_nb.batching.batch_scheduler import (
     QUEUE_CLOSED_MESSAGE,
     QUEUE_FULL_MESSAGE,
@@ -102,14 +102,6 @@ class RecordingMetrics:
             self.runs += 1
 
 
-def wait_until(condition: Callable[[], bool], what: str) -> None:
-    deadline = time.monotonic() + WAIT
-    while not condition():
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out waiting until {what}")
-        time.sleep(0.001)
-
-
 def params(**overrides: object) -> BatchingParameters:
     values: dict[str, object] = {"num_batch_threads": 1, "max_batch_size": 64}
     values.update(overrides)
@@ -146,7 +138,12 @@ def hold_then_queue(
         enqueued = s.num_enqueued_tasks
         futures.append(pool.submit(s.submit, request))
         # All parts of a request are queued at once.
-        wait_until(lambda n=enqueued: s.num_enqueued_tasks > n, "the request is queued")
+        wait_until(
+            lambda n=enqueued: s.num_enqueued_tasks > n,
+            "the request is queued",
+            timeout=WAIT,
+            interval=0.001,
+        )
     return first, futures
 
 
@@ -440,7 +437,9 @@ def test_requests_that_expire_in_the_queue_are_not_run() -> None:
         first = pool.submit(s.submit, {"x": rows(1)})
         assert model.holding.wait(WAIT)
         expired = pool.submit(s.submit, {"x": rows(1)}, timeout=0.0)
-        wait_until(lambda: s.num_enqueued_tasks == 1, "the request is queued")
+        wait_until(
+            lambda: s.num_enqueued_tasks == 1, "the request is queued", timeout=WAIT, interval=0.001
+        )
         model.release.set()
         first.result(WAIT)
         error = expired.exception(WAIT)
@@ -456,9 +455,13 @@ def test_a_batch_runs_if_any_of_its_requests_is_still_in_time() -> None:
         first = pool.submit(s.submit, {"x": rows(1)})
         assert model.holding.wait(WAIT)
         expired = pool.submit(s.submit, {"x": rows(1, 10)}, timeout=0.0)
-        wait_until(lambda: s.num_enqueued_tasks == 1, "the request is queued")
+        wait_until(
+            lambda: s.num_enqueued_tasks == 1, "the request is queued", timeout=WAIT, interval=0.001
+        )
         in_time = pool.submit(s.submit, {"x": rows(1, 20)})
-        wait_until(lambda: s.num_enqueued_tasks == 2, "the request is queued")
+        wait_until(
+            lambda: s.num_enqueued_tasks == 2, "the request is queued", timeout=WAIT, interval=0.001
+        )
         model.release.set()
         first.result(WAIT)
         assert_outputs_equal(expired.result(WAIT), compute({"x": rows(1, 10)}))
@@ -475,7 +478,9 @@ def test_full_queue_is_unavailable_with_upstream_text() -> None:
         # Behind the held batch: [2 rows] (closed), [1 row] (open) — two batches, the limit.
         first, futures = hold_then_queue(s, model, pool, [{"x": rows(2)}, {"x": rows(1)}])
         fits = pool.submit(s.submit, {"x": rows(1)})  # still fits the open batch
-        wait_until(lambda: s.num_enqueued_tasks == 3, "the request is queued")
+        wait_until(
+            lambda: s.num_enqueued_tasks == 3, "the request is queued", timeout=WAIT, interval=0.001
+        )
         with pytest.raises(ServingStatusError) as info:
             s.submit({"x": rows(1)})
         model.release.set()
@@ -532,7 +537,9 @@ def test_split_request_fills_the_open_batch_first() -> None:
     with scheduler(model, **overrides) as (s, pool):
         small, big = rows(1, 100), rows(6)
         first, (f_small, f_big) = hold_then_queue(s, model, pool, [{"x": small}, {"x": big}])
-        wait_until(lambda: s.num_enqueued_tasks == 3, "the parts are queued")
+        wait_until(
+            lambda: s.num_enqueued_tasks == 3, "the parts are queued", timeout=WAIT, interval=0.001
+        )
         model.release.set()
         first.result(WAIT)
         assert_outputs_equal(f_small.result(WAIT), compute({"x": small}))
@@ -574,7 +581,9 @@ def test_close_runs_queued_requests_then_refuses_new_ones() -> None:
         model, params(batch_timeout_micros=3_600_000_000, thread_pool_name="close_test")
     )
     futures = [pool.submit(s.submit, {"x": rows(1, i)}) for i in range(5)]
-    wait_until(lambda: s.num_enqueued_tasks == 5, "the requests are queued")
+    wait_until(
+        lambda: s.num_enqueued_tasks == 5, "the requests are queued", timeout=WAIT, interval=0.001
+    )
     s.close()
     assert model.completed == 1  # run before close() returned
     assert model.batch_sizes == [5]
@@ -598,7 +607,7 @@ def test_close_waits_for_the_running_batch_and_leaves_the_shared_pool_running() 
         running = pool.submit(s.submit, {"x": rows(1)})
         assert model.holding.wait(WAIT)
         closing = pool.submit(s.close)
-        wait_until(lambda: s.closed, "close() has begun")
+        wait_until(lambda: s.closed, "close() has begun", timeout=WAIT, interval=0.001)
         with pytest.raises(ServingStatusError) as info:
             s.submit({"x": rows(1)})
         assert info.value.code is Code.UNAVAILABLE

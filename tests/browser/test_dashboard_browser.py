@@ -31,7 +31,7 @@ from urllib.parse import urlparse
 import nbformat
 import pytest
 
-from tests.helpers.widgets import wait_until
+from tests.helpers.waiting import wait_until
 
 pytestmark = [pytest.mark.browser, pytest.mark.timeout(600)]
 

@@ -297,7 +297,7 @@ def test_the_dashboard_drives_a_container_as_it_drives_the_embedded_server(
 ) -> None:
     """Only the protocol is used, so pin, labels, follow-latest and the predictions work the
     same against the tensorflow/serving container (its config reloads carry container paths)."""
-    from tests.helpers.widgets import wait_until
+    from tests.helpers.waiting import wait_until
     from tfserve_nb.widgets import Dashboard
 
     base = half_plus_two_models.make_base_path(tmp_path, versions=(1, 2))

@@ -16,7 +16,6 @@ import os
 import subprocess
 import sys
 import tempfile
-import time
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -25,6 +24,7 @@ from typing import Any
 import grpc
 import numpy as np
 
+from tests.helpers.waiting import wait_until
 from tfserve_nb.config import ModelConfig, render_config_file, to_server_config
 
 from .server_process import ServerProcess
@@ -40,17 +40,6 @@ STATE_NAMES = {
     40: "UNLOADING",
     50: "END",
 }
-
-
-def wait_until(condition: Callable[[], Any], what: str, deadline: float = DEADLINE) -> Any:
-    """Poll ``condition`` until it returns something truthy (returned); fail naming ``what``."""
-    end = time.monotonic() + deadline
-    while True:
-        result = condition()
-        if result:
-            return result
-        assert time.monotonic() < end, f"timed out after {deadline:.0f}s waiting for {what}"
-        time.sleep(0.05)
 
 
 # --- files a polling server reads -------------------------------------------------------------

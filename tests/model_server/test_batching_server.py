@@ -14,8 +14,7 @@ import http.client
 import json
 import re
 import shutil
-import time
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
@@ -25,6 +24,7 @@ import numpy as np
 import pytest
 
 from tests.helpers.server_process import ServerProcess
+from tests.helpers.waiting import wait_until
 from tfserve_nb.batching.batch_scheduler import QUEUE_FULL_MESSAGE
 from tfserve_nb.config import ModelConfig, render_config_file
 from tfserve_nb.protocol import tensor_proto
@@ -117,14 +117,6 @@ def metric(server: ServerProcess, sample: str) -> float:
         connection.close()
     match = re.search(rf"^{re.escape(sample)} (\S+)$", page, re.MULTILINE)
     return float(match.group(1)) if match else 0.0
-
-
-def wait_until(condition: Callable[[], Any], what: str) -> Any:
-    end = time.monotonic() + DEADLINE
-    while not (result := condition()):
-        assert time.monotonic() < end, f"timed out waiting for {what}"
-        time.sleep(0.05)
-    return result
 
 
 def half_plus_two(x: np.ndarray, version: int = 1) -> np.ndarray:

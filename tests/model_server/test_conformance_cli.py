@@ -23,10 +23,10 @@ from tests.helpers.conformance import (
     run_to_exit,
     version_states,
     wait_for_states,
-    wait_until,
     write_config,
 )
 from tests.helpers.server_process import STARTUP_DEADLINE, ServerProcess, free_port
+from tests.helpers.waiting import wait_until
 from tfserve_nb.config import ModelConfig
 from tfserve_nb.model_server.main import build_parser
 

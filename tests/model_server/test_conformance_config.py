@@ -18,11 +18,11 @@ from tests.helpers.conformance import (
     states_by_version,
     stubs,
     wait_for_states,
-    wait_until,
     write_atomically,
     write_config,
 )
 from tests.helpers.server_process import ServerProcess
+from tests.helpers.waiting import wait_until
 from tfserve_nb.config import ModelConfig
 from tfserve_nb.core.version_policy import All, Latest, Specific
 

@@ -24,10 +24,10 @@ from tests.helpers.conformance import (
     predict_request,
     rest_json,
     run_to_exit,
-    wait_until,
     write_config,
 )
 from tests.helpers.server_process import STARTUP_DEADLINE, ServerProcess, free_port
+from tests.helpers.waiting import wait_until
 from tfserve_nb.config import ModelConfig
 
 MAX_RECEIVE_BYTES = 65536

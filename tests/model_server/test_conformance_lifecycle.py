@@ -21,9 +21,9 @@ from tests.helpers.conformance import (
     rest_json,
     version_states,
     wait_for_states,
-    wait_until,
 )
 from tests.helpers.server_process import ServerProcess
+from tests.helpers.waiting import wait_until
 from tfserve_nb.export import export_model
 
 

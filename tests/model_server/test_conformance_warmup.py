@@ -30,10 +30,10 @@ from tests.helpers.conformance import (
     rest,
     run_to_exit,
     version_states,
-    wait_until,
     write_config,
 )
 from tests.helpers.server_process import ServerProcess
+from tests.helpers.waiting import wait_until
 from tfserve_nb.config import ModelConfig
 from tfserve_nb.core.version_policy import All
 from tfserve_nb.export import WARMUP_FILE, export_model

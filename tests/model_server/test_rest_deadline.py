@@ -11,7 +11,7 @@ from collections.abc import Iterator, Mapping, Sequence
 
 import numpy as np
 
-from tests.helpers.conformance import wait_until
+from tests.helpers.waiting import wait_until
 from tfserve_nb.model_server.rest.handler import HttpRestApiHandler
 from tfserve_nb.model_server.server_core import ServerCoreOptions
 from tfserve_nb.protocol.signature import PREDICT_METHOD_NAME, Signature, TensorSpec

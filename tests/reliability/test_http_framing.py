@@ -17,8 +17,9 @@ from pathlib import Path
 
 import pytest
 
-from tests.helpers.conformance import assert_serving, half_plus_two_answer, rest_json, wait_until
+from tests.helpers.conformance import assert_serving, half_plus_two_answer, rest_json
 from tests.helpers.server_process import ServerProcess
+from tests.helpers.waiting import wait_until
 from tfserve_nb.model_server import main
 from tfserve_nb.model_server.rest import error_response, http_server
 

@@ -27,7 +27,8 @@ from typing import Any
 import grpc
 import pytest
 
-from tests.helpers.conformance import reload_request, wait_until, write_config
+from tests.helpers.conformance import reload_request, write_config
+from tests.helpers.waiting import wait_until
 from tfserve_nb.backends.local import parent_tie_args
 from tfserve_nb.backends.workdir import WORK_DIR_PREFIX, make_work_dir
 from tfserve_nb.config import ModelConfig

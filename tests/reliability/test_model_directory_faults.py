@@ -27,9 +27,9 @@ from tests.helpers.conformance import (
     add_broken_version,
     predict_request,
     stubs,
-    wait_until,
 )
 from tests.helpers.server_process import ServerProcess
+from tests.helpers.waiting import wait_until
 
 LOAD_SECONDS_MAX = 240.0
 

@@ -13,7 +13,7 @@ from typing import Any
 
 import pytest
 
-from tests.helpers.widgets import wait_until
+from tests.helpers.waiting import wait_until
 from tfserve_nb.config import ModelConfig
 from tfserve_nb.core.version_policy import Specific
 

@@ -20,7 +20,7 @@ from typing import Any
 import numpy as np
 import pytest
 
-from tests.helpers.widgets import wait_until
+from tests.helpers.waiting import wait_until
 from tfserve_nb.client import ServingClient
 from tfserve_nb.core.version_policy import Latest, Specific
 from tfserve_nb.errors import ServerTimeoutError, ServingError

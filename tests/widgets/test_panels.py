@@ -12,7 +12,7 @@ from collections.abc import Iterator
 import numpy as np
 import pytest
 
-from tests.helpers.widgets import wait_until
+from tests.helpers.waiting import wait_until
 from tests.widgets.fake_target import FakeTarget
 from tfserve_nb.core.version_policy import Latest, Specific
 from tfserve_nb.widgets import (
