@@ -350,7 +350,7 @@ def test_idle_connections_past_the_bound_are_closed_and_nothing_spins(low_descri
         states = wait_until(
             lambda: (s := [c.state_now() for c in connections]).count("open") <= bound and s,
             f"the server to keep at most {bound} connections",
-            deadline=http_server.KEEP_ALIVE_TIMEOUT - 1,
+            timeout=http_server.KEEP_ALIVE_TIMEOUT - 1,
         )
         assert "reset" not in states
         cpu = _cpu_seconds(server.popen.pid)
