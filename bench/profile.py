@@ -32,7 +32,7 @@ from bench.run import BATCHING_PARAMETERS, MODELS, LoadGenerator, grpc_target, s
 
 PARTS = (
     ("model call (TensorFlow)", ("tensorflow/", "keras/")),
-    ("numpy <-> TensorProto", ("tfserve_nb/model_server/tensor_proto.py",)),
+    ("numpy <-> TensorProto", ("tfserve_nb/protocol/tensor_proto.py",)),
     ("batching (scheduler, merge, split)", ("tfserve_nb/batching/",)),
     ("server core (lookup, checks, metrics)", ("tfserve_nb/",)),
     ("gRPC and protobuf", ("grpc/", "google/protobuf/")),

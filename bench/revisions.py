@@ -36,6 +36,8 @@ import numpy as np
 from bench.loadgen import Target, Window, run_clients, warm_up
 from bench.report import machine_facts
 from bench.stats import summarize
+from tfserve_nb.processes import stop_process
+from tfserve_nb.waiting import wait_until
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -96,20 +98,22 @@ def _server(tree: Path, base_path: Path, work: Path) -> Iterator[int]:
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
     )
+
+    def not_started() -> RuntimeError:
+        return RuntimeError(f"the server of {tree} did not start")
+
+    def reported() -> bool:
+        if port_file.exists():
+            return True
+        if process.poll() is not None:
+            raise not_started()
+        return False
+
     try:
-        deadline = time.monotonic() + 120
-        while not port_file.exists():
-            if process.poll() is not None or time.monotonic() > deadline:
-                raise RuntimeError(f"the server of {tree} did not start")
-            time.sleep(0.1)
+        wait_until(reported, 120, timed_out=not_started, interval=0.1)
         yield int(json.loads(port_file.read_text())["grpc_port"])
     finally:
-        process.terminate()
-        try:
-            process.wait(30)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait()
+        stop_process(process, 30)
 
 
 def _grpc_p50(pool: multiprocessing.pool.Pool, port: int, payload: bytes, seconds: float) -> float:

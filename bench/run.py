@@ -28,6 +28,7 @@ from bench.loadgen import CLIENT_PROCESSES, Tally, Target, Window, run_clients, 
 from bench.report import InProcessCall, Lifecycle, LoadCell, Results, machine_facts
 from bench.stats import Summary, summarize
 from tfserve_nb.processes import stop_process
+from tfserve_nb.waiting import wait_until
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -147,12 +148,22 @@ def start_module(
             stdin=subprocess.DEVNULL,
             env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2"},
         )
-    deadline = time.monotonic() + timeout
-    while not port_file.exists():
-        if popen.poll() is not None or time.monotonic() > deadline:
-            popen.kill()
-            raise RuntimeError(f"{module} did not start:\n{log.read_text(errors='replace')}")
-        time.sleep(0.05)
+
+    def not_started() -> RuntimeError:
+        return RuntimeError(f"{module} did not start:\n{log.read_text(errors='replace')}")
+
+    def reported() -> bool:
+        if port_file.exists():
+            return True
+        if popen.poll() is not None:
+            raise not_started()
+        return False
+
+    try:
+        wait_until(reported, timeout, timed_out=not_started, interval=0.05)
+    except RuntimeError:
+        popen.kill()
+        raise
     return Process(popen, json.loads(port_file.read_text()))
 
 

@@ -8,7 +8,6 @@ import collections
 import functools
 import inspect
 import socket
-import time
 from collections.abc import Callable
 from typing import Any
 
@@ -17,9 +16,11 @@ import pandas as pd
 import pytest
 
 import tfserve_nb as tfs
+from tests.helpers.waiting import wait_until
 from tfserve_nb.client import ServingClient
 from tfserve_nb.errors import DeadlineExceededError, InvalidArgumentError, ServingError
 from tfserve_nb.handle import ModelServer
+from tfserve_nb.protocol.rest_paths import model_path
 
 X = [[1.0, 2.0, 3.0]]
 """A ``sequential`` example: version ``v`` answers ``6 + v``."""
@@ -44,13 +45,6 @@ def count_rpcs(client: ServingClient) -> collections.Counter[str]:
     return counts
 
 
-def wait_for(condition: Callable[[], Any], what: str, timeout: float = 60.0) -> None:
-    deadline = time.monotonic() + timeout
-    while not condition():
-        assert time.monotonic() < deadline, f"timed out waiting for {what}"
-        time.sleep(0.05)
-
-
 def available(server: Any) -> list[int]:
     return sorted(s.version for s in server.status() if s.state == "AVAILABLE")
 
@@ -70,7 +64,9 @@ def test_predict_follows_the_automatic_switch_to_a_version_with_other_input_name
         exported = tfs.export_model(sequential_models.models[2], base)  # the next number: 2
         assert exported.version == 2
         assert list(exported.signature.inputs) != v1_inputs, "the test needs other input names"
-        wait_for(lambda: available(server) == [2], "the server to move to version 2 alone")
+        wait_until(
+            lambda: available(server) == [2], "the server to move to version 2 alone", interval=0.05
+        )
 
         calls = count_rpcs(server.client)
         answer = server.predict_detailed(X)  # built from v1's names, refused, rebuilt
@@ -175,11 +171,11 @@ def test_a_refusal_has_the_same_code_over_grpc_and_rest(half_plus_two_base):
         with pytest.raises(ServingError) as over_grpc:
             client.status(model_name="absent")
         with pytest.raises(ServingError) as over_rest:
-            client.rest("GET", client.rest_path("absent"))
+            client.rest("GET", model_path("absent"))
         assert over_grpc.value.code == over_rest.value.code == "NOT_FOUND"
         assert (over_grpc.value.http_status, over_rest.value.http_status) == (None, 404)
         with pytest.raises(ServingError) as over_rest:
-            client.rest("POST", client.rest_path(server.model_name) + ":predict", {"x": 1})
+            client.rest("POST", model_path(server.model_name) + ":predict", {"x": 1})
         assert (over_rest.value.code, over_rest.value.http_status) == ("INVALID_ARGUMENT", 400)
         client.close()
         with pytest.raises(ServingError) as closed:

@@ -8,11 +8,12 @@ import re
 import socket
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import grpc
 import numpy as np
+
+from tests.helpers.waiting import wait_until
 
 CLI = str(Path(sys.executable).with_name("tfserve-nb"))
 STARTUP_DEADLINE = 90.0
@@ -45,12 +46,15 @@ def test_console_script_serves_canonical_client_the_in_process_numbers(
             stdout=out,
             stderr=subprocess.STDOUT,
         )
+
+    def serving() -> bool:
+        text = log.read_text()
+        assert server.poll() is None or "Running gRPC ModelServer at" in text, text
+        return "Running gRPC ModelServer at" in text
+
     channel = grpc.insecure_channel(f"127.0.0.1:{port}")
     try:
-        deadline = time.monotonic() + STARTUP_DEADLINE
-        while "Running gRPC ModelServer at" not in log.read_text():
-            assert server.poll() is None and time.monotonic() < deadline, log.read_text()
-            time.sleep(0.05)
+        wait_until(serving, "the server to say it runs", STARTUP_DEADLINE, interval=0.05)
         x = digits_data.x_test[:16]
         request = predict_pb2.PredictRequest()
         request.model_spec.name = "digits"

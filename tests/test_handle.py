@@ -9,13 +9,13 @@ import subprocess
 import sys
 import textwrap
 import threading
-import time
 from collections.abc import Callable
 
 import numpy as np
 import pytest
 
 import tfserve_nb as tfs
+from tests.helpers.waiting import wait_until
 from tfserve_nb.config import ModelConfig
 from tfserve_nb.core.version_policy import All, Specific
 from tfserve_nb.errors import ConfigError, ServerStartError, ServingError
@@ -82,10 +82,12 @@ def test_version_policy_and_labels(hp2, half_plus_two_base, half_plus_two_models
     assert hp2.models[hp2.model_name].labels == {"stable": 1, "canary": 2}  # unchanged
     hp2.set_labels({})
     hp2.set_version_policy(1)  # pin v1
-    deadline = time.monotonic() + 30
-    while [s.state for s in hp2.status() if s.version == 2] != ["END"]:
-        assert time.monotonic() < deadline
-        time.sleep(0.05)
+    wait_until(
+        lambda: [s.state for s in hp2.status() if s.version == 2] == ["END"],
+        "version 2 to reach END",
+        timeout=30,
+        interval=0.05,
+    )
     assert hp2.predict_detailed([[1.0]]).version == 1
     with pytest.raises(ServingError) as exc:
         hp2.predict([[1.0]], version=2)
@@ -172,19 +174,25 @@ def test_no_orphan_when_the_notebook_process_is_killed(half_plus_two_base, tmp_p
         time.sleep(600)
     """)
     kernel = subprocess.Popen([sys.executable, "-c", script])
+
+    def pid_written() -> bool:
+        if pid_file.exists() and pid_file.read_text():
+            return True
+        assert kernel.poll() is None, f"the kernel exited with code {kernel.returncode}"
+        return False
+
     try:
-        deadline = time.monotonic() + 120
-        while not pid_file.exists() or not pid_file.read_text():
-            assert kernel.poll() is None and time.monotonic() < deadline
-            time.sleep(0.1)
+        wait_until(pid_written, "the server's pid in the file", timeout=120, interval=0.1)
         server_pid = int(pid_file.read_text())
         os.kill(server_pid, 0)  # alive
         kernel.send_signal(signal.SIGKILL)  # like a crashed kernel: no cleanup code runs
         kernel.wait()
-        deadline = time.monotonic() + 30
-        while _alive(server_pid):
-            assert time.monotonic() < deadline, "the server outlived its parent"
-            time.sleep(0.1)
+        wait_until(
+            lambda: not _alive(server_pid),
+            "the server to die with its parent",
+            timeout=30,
+            interval=0.1,
+        )
     finally:
         if kernel.poll() is None:
             kernel.kill()

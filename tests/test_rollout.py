@@ -18,8 +18,10 @@ from tfserve_nb.handle import ModelServer
 from tfserve_nb.responses import VersionStatus
 from tfserve_nb.rollout import (
     check_labels,
+    check_pin,
     check_version_policy,
     explain,
+    join_versions,
     kept_versions,
     moved_labels,
     stranded_labels,
@@ -90,6 +92,30 @@ def test_changes_that_keep_every_labelled_version_pass_and_say_what_is_kept() ->
     assert check_version_policy(config(Latest()), Specific((3,)), [3]) == {3}  # no labels
     with pytest.raises(ConfigError, match=r"Label a → 1, b → 2 points"):
         check_version_policy(config(All(), b=2, a=1), Specific((3,)), None)  # names sorted
+
+
+# ------------------------------------------------------------------ pins
+
+
+def test_a_pin_names_at_least_one_version_that_is_on_disk() -> None:
+    check_pin([1, 2], [1, 2, 3])
+    check_pin([7], None)  # the base path is not local: not refused
+    with pytest.raises(ConfigError, match=r"^Select at least one version to pin\.$"):
+        check_pin([], [1, 2])
+    with pytest.raises(ConfigError, match=r"^Select at least one version to pin\.$"):
+        check_pin([], None)
+    with pytest.raises(
+        ConfigError,
+        match=r"^Version 3 and 4 is not on disk under the model's base path; export it first\.$",
+    ):
+        check_pin([1, 3, 4], [1, 2])
+
+
+def test_versions_in_words() -> None:
+    assert join_versions([]) == ""
+    assert join_versions([1]) == "1"
+    assert join_versions([1, 2]) == "1 and 2"
+    assert join_versions([3, 1, 2]) == "3, 1 and 2"
 
 
 # ------------------------------------------------------------------ label moves
@@ -224,3 +250,12 @@ def test_the_handle_refuses_a_label_on_a_version_being_unloaded(handle: ModelSer
     with pytest.raises(ConfigError, match=r"^Label stable → 1 points at a version the version"):
         handle.set_labels({"stable": 1})
     assert handle.models == {"m": pinned}
+
+
+def test_the_handle_refuses_a_pin_of_a_version_not_on_disk_before_sending(
+    handle: ModelServer,
+) -> None:
+    before = handle.models
+    with pytest.raises(ConfigError, match=r"^Version 3 is not on disk .*; export it first\.$"):
+        handle.set_version_policy([1, 2, 3])
+    assert handle.models == before

@@ -47,6 +47,7 @@ __all__ = [
     "TensorSpec",
     "TfServeNbError",
     "TrafficSplit",
+    "TrafficStoppedError",
     "VersionStatus",
     "__version__",
     "dashboard",
@@ -88,6 +89,7 @@ _LAZY = {
     "ServerTimeoutError": "tfserve_nb.errors",
     "ServingError": "tfserve_nb.errors",
     "DeadlineExceededError": "tfserve_nb.errors",
+    "TrafficStoppedError": "tfserve_nb.errors",
 }
 
 if TYPE_CHECKING:
@@ -107,6 +109,7 @@ if TYPE_CHECKING:
         ServerTimeoutError,
         ServingError,
         TfServeNbError,
+        TrafficStoppedError,
     )
     from .export import ClassifySignature, ExportedModel, RegressSignature, export_model
     from .handle import ModelServer, serve

@@ -41,7 +41,6 @@ have moved).
 from __future__ import annotations
 
 import json
-import urllib.parse
 import urllib.request
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any, TypeVar
@@ -58,8 +57,16 @@ from tensorflow_serving.apis import (
 )
 
 from .config import ModelConfig, to_server_config
-from .errors import InvalidArgumentError, ServerTimeoutError, ServingError, transport_errors
+from .core.status import Code
+from .errors import (
+    InvalidArgumentError,
+    ServerTimeoutError,
+    ServingError,
+    serving_error,
+    transport_errors,
+)
 from .protocol import tensor_proto
+from .protocol.rest_paths import model_path
 from .protocol.signature import (
     DEFAULT_SERVING_SIGNATURE_DEF_KEY,
     Signature,
@@ -303,7 +310,7 @@ class ServingClient:
         REST answers do not say which version answered, so only a refusal (HTTP 400) tells
         this client that a latest or label target moved to a version with another signature."""
         target = self._target(model_name, version, label)
-        path = self.rest_path(*target) + ":predict"
+        path = model_path(*target) + ":predict"
 
         def send(inputs: dict[str, np.ndarray]) -> Any:
             plain = {k: v.tolist() for k, v in inputs.items()}
@@ -327,16 +334,6 @@ class ServingClient:
         if result and isinstance(result[0], dict):
             return {k: np.asarray([r[k] for r in result]) for k in result[0]}
         return np.asarray(result)
-
-    @staticmethod
-    def rest_path(name: str, version: int | None = None, label: str | None = None) -> str:
-        """``/v1/models/NAME[/versions/N | /labels/L]``."""
-        path = f"/v1/models/{urllib.parse.quote(name, safe='')}"
-        if version is not None:
-            path += f"/versions/{int(version)}"
-        elif label is not None:
-            path += f"/labels/{urllib.parse.quote(label, safe='')}"
-        return path
 
     def rest(self, method: str, path: str, body: Any = None) -> Any:
         """One REST call; returns the decoded JSON or raises ServingError with the server's
@@ -365,14 +362,12 @@ class ServingClient:
         request = get_model_status_pb2.GetModelStatusRequest()
         self._fill_spec(request.model_spec, self._name(model_name), version, None, None)
         response = self._call(self._model_stub.GetModelStatus, request)
-        from tensorflow.core.protobuf import error_codes_pb2
-
         return sorted(
             (
                 VersionStatus(
                     s.version,
                     STATE_NAMES.get(s.state, str(s.state)),
-                    error_codes_pb2.Code.Name(s.status.error_code),
+                    _code_name(s.status.error_code),
                     s.status.error_message,
                 )
                 for s in response.model_version_status
@@ -449,7 +444,7 @@ class ServingClient:
                 if s.state == "AVAILABLE":
                     return s.version
                 if version is not None and s.state == "END" and s.error_code != "OK":
-                    raise ServingError(s.error_code, s.error_message)
+                    raise serving_error(s.error_code, s.error_message)
             return None
 
         def timed_out() -> ServerTimeoutError:
@@ -460,6 +455,15 @@ class ServingClient:
             )
 
         return wait_until(available, timeout, timed_out=timed_out, interval=STATUS_POLL_SECONDS)
+
+
+def _code_name(value: int) -> str:
+    """The canonical name of a status code number (``"NOT_FOUND"``); the number itself, as
+    text, for one this package does not know."""
+    try:
+        return Code(value).name
+    except ValueError:
+        return str(value)
 
 
 def _served_version(response: Any) -> int | None:

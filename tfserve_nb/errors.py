@@ -14,15 +14,18 @@
     ├── ServerStartError                a server process exited or never became ready
     ├── ServerTimeoutError              waited past a deadline (also a TimeoutError)
     │   └── DeadlineExceededError       a request's deadline passed (also a ServingError)
+    ├── TrafficStoppedError             a wait for the dashboard's traffic ended: it stopped
     └── ServingError                    a request ended with a non-OK canonical status
         └── DeadlineExceededError       ``code == "DEADLINE_EXCEEDED"``
 
 Every message names what was wrong and, where there is one, what to do about it.
 
 :func:`transport_errors` is where what gRPC, ``urllib`` and the OS raise becomes this tree, the
-way httpx's ``map_exceptions`` does it for its transports; the client wraps every call in it and
-nothing else in the package catches transport exceptions. A :class:`ServingError` carries the
-canonical code whichever transport the request took:
+way httpx's ``map_exceptions`` does it for its transports; the client wraps every call in it, the
+backends' start-up probe (:func:`tfserve_nb.backends.startup.wait_until_serving`) its REST
+requests (its gRPC probe only waits for a channel to be ready), and no other client-side code
+catches transport exceptions. A :class:`ServingError` carries the canonical code whichever
+transport the request took:
 
 - gRPC ``RpcError``: its status code's name and details;
 - an HTTP error answer (``{"error": message}`` with a status): the code the status stands for in
@@ -102,6 +105,11 @@ class ServerStartError(TfServeNbError):
 class ServerTimeoutError(TfServeNbError, TimeoutError):
     """A wait (for a version to become AVAILABLE, for a port, for an answer) ran past its
     deadline."""
+
+
+class TrafficStoppedError(TfServeNbError):
+    """The dashboard's request stream stopped (``stop_traffic()``, or the server stopped) while a
+    caller waited for its answers."""
 
 
 class ServingError(TfServeNbError):

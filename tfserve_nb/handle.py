@@ -19,13 +19,13 @@ import numpy as np
 from .backends.base import Backend, ServerProcess
 from .client import ServingClient
 from .config import ModelConfig, validate
+from .core.servable_id import local_versions
 from .core.version_policy import All, Latest, Specific, VersionPolicy
-from .errors import ConfigError, ServerTimeoutError, ServingError
+from .errors import ConfigError, ServerTimeoutError, serving_error
 from .notebook_progress import notebook_progress
 from .protocol.signature import Signature
-from .responses import PredictResult, VersionStatus
-from .rollout import check_labels, check_version_policy
-from .sources.file_system_storage_path_source import local_versions
+from .responses import PredictResult, VersionStatus, available_versions
+from .rollout import check_labels, check_pin, check_version_policy
 from .traffic.split import TrafficSplit
 from .waiting import wait_until
 
@@ -335,16 +335,18 @@ class ModelServer:
         and then answer ``NOT_FOUND`` for the label) raises :class:`ConfigError` naming the
         label, and nothing is sent (:func:`tfserve_nb.rollout.check_version_policy`; the
         versions a ``latest``/``all`` policy keeps are known when the base path is local).
-        It is checked under the same lock as the change, against the config this handle last
-        sent."""
+        A pin of a version that is not on disk under a local base path raises
+        :class:`ConfigError` too (:func:`tfserve_nb.rollout.check_pin`). Both are checked under
+        the same lock as the change, against the config this handle last sent."""
         version_policy = as_version_policy(policy)
-        updated = self._update(
-            model_name,
-            lambda current: check_version_policy(
-                current, version_policy, local_versions(current.base_path)
-            ),
-            version_policy=version_policy,
-        )
+
+        def check(current: ModelConfig) -> None:
+            disk = local_versions(current.base_path)
+            if isinstance(version_policy, Specific):
+                check_pin(version_policy.versions, disk)
+            check_version_policy(current, version_policy, disk)
+
+        updated = self._update(model_name, check, version_policy=version_policy)
         if not wait:
             return
         if isinstance(updated.version_policy, Specific):
@@ -364,7 +366,7 @@ class ModelServer:
             newest = max(self.status(model_name=model_name), key=lambda s: s.version)
             seen[:] = [newest]
             if newest.state == "END" and newest.error_code != "OK":
-                raise ServingError(newest.error_code, newest.error_message)
+                raise serving_error(newest.error_code, newest.error_message)
             return newest.version if newest.state == "AVAILABLE" else None
 
         def timed_out() -> ServerTimeoutError:
@@ -391,11 +393,7 @@ class ModelServer:
                 current,
                 labels,
                 local_versions(current.base_path),
-                lambda: [
-                    s.version
-                    for s in self.status(model_name=current.name)
-                    if s.state == "AVAILABLE"
-                ],
+                lambda: available_versions(self.status(model_name=current.name)),
             )
 
         self._update(model_name, check, labels=dict(labels))

@@ -7,6 +7,7 @@ state named as the core's :class:`~tfserve_nb.core.servable_state.ManagerState` 
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass
 
 import numpy as np
@@ -26,6 +27,11 @@ class VersionStatus:
     state: str
     error_code: str = "OK"
     error_message: str = ""
+
+
+def available_versions(statuses: Iterable[VersionStatus]) -> set[int]:
+    """The versions ``statuses`` (one ``GetModelStatus`` answer) report AVAILABLE."""
+    return {s.version for s in statuses if s.state == ManagerState.AVAILABLE.name}
 
 
 @dataclass(frozen=True)

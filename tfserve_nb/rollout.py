@@ -5,7 +5,8 @@ TF Serving guards one direction itself: a label may point only at a version that
 ``--allow_version_labels_for_unavailable_models``). It does not guard the other direction: it
 accepts a config whose version policy unloads a version a label points at, and from then on
 answers ``NOT_FOUND`` for the label. Such a label is *stranded*. The rules here refuse changes
-that would strand a label, and put a server's refusal of a config reload into plain words.
+that would strand a label or pin a version that is not on disk, and put a server's refusal of a
+config reload into plain words.
 
 :meth:`ModelServer.set_version_policy <tfserve_nb.handle.ModelServer.set_version_policy>`,
 :meth:`ModelServer.set_labels <tfserve_nb.handle.ModelServer.set_labels>` and the dashboard's
@@ -26,8 +27,10 @@ from .errors import ConfigError, ServingError
 
 __all__ = [
     "check_labels",
+    "check_pin",
     "check_version_policy",
     "explain",
+    "join_versions",
     "kept_versions",
     "moved_labels",
     "stranded_labels",
@@ -61,6 +64,34 @@ def stranded_labels(labels: Mapping[str, int], kept: Iterable[int] | None) -> di
 
 def _names(stranded: Mapping[str, int]) -> str:
     return ", ".join(f"{label} → {version}" for label, version in sorted(stranded.items()))
+
+
+def join_versions(versions: Iterable[int]) -> str:
+    """``versions`` in words, in the given order: ``"1"``, ``"1 and 2"``, ``"1, 2 and 3"``."""
+    items = [str(v) for v in versions]
+    return " and ".join([", ".join(items[:-1]), items[-1]]) if len(items) > 1 else "".join(items)
+
+
+def check_pin(versions: Iterable[int], disk_versions: Iterable[int] | None) -> None:
+    """Check that ``versions`` can be pinned (a ``specific`` policy): there is at least one, and
+    each is among ``disk_versions`` (the numeric version folders under the model's base path;
+    ``None`` when unknown, and then any version passes).
+
+    Raises :class:`~tfserve_nb.errors.ConfigError` for no versions, or naming the versions that
+    are not on disk and what to do.
+    """
+    wanted = list(versions)
+    if not wanted:
+        raise ConfigError("Select at least one version to pin.")
+    if disk_versions is None:
+        return
+    disk = set(disk_versions)
+    missing = [v for v in wanted if v not in disk]
+    if missing:
+        raise ConfigError(
+            f"Version {join_versions(missing)} is not on disk under the model's base path; "
+            "export it first."
+        )
 
 
 def check_version_policy(

@@ -13,27 +13,23 @@ from pathlib import Path
 import pytest
 from docker.types import Mount
 
-from tfserve_nb.backends.docker import (
+from tfserve_nb.backends.docker.backend import DockerBackend
+from tfserve_nb.backends.docker.container import (
     LABEL_CREATED,
     LABEL_OWNER_HOST,
     LABEL_OWNER_PID,
     LABEL_OWNER_START,
     ContainerSpec,
-    DockerBackend,
-    DockerServerProcess,
-    PullProgress,
-    check_architecture,
     container_error,
     container_models,
-    default_image,
-    engine_error,
-    image_error,
     owner_alive,
     owner_labels,
     prepare_container,
     published_port,
-    pull_image,
 )
+from tfserve_nb.backends.docker.engine import check_architecture, engine_error
+from tfserve_nb.backends.docker.image import PullProgress, default_image, image_error, pull_image
+from tfserve_nb.backends.docker.server_process import DockerServerProcess
 from tfserve_nb.config import ModelConfig, parse_config_file
 from tfserve_nb.core.version_policy import All, Latest
 from tfserve_nb.errors import BackendUnavailableError, ConfigError, ServerStartError

@@ -13,6 +13,7 @@ from pathlib import Path
 
 import pytest
 
+from tests.helpers.waiting import wait_until
 from tfserve_nb.backends.child_process import last_lines
 from tfserve_nb.backends.local import LocalBinaryBackend
 from tfserve_nb.backends.startup import (
@@ -103,10 +104,12 @@ def test_the_server_dies_with_its_parent(shim: Path, half_plus_two_base: Path) -
     finally:
         parent.send_signal(signal.SIGKILL)
         parent.wait()
-    deadline = time.monotonic() + 30
-    while process_alive(server_pid):
-        assert time.monotonic() < deadline, f"server {server_pid} outlived its parent"
-        time.sleep(0.1)
+    wait_until(
+        lambda: not process_alive(server_pid),
+        f"server {server_pid} to die with its parent",
+        timeout=30,
+        interval=0.1,
+    )
 
 
 def test_a_missing_binary_says_what_to_do() -> None:

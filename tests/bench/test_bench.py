@@ -98,7 +98,7 @@ def test_profile_attributes_a_sample_to_its_innermost_known_part():
         "model call (TensorFlow)"
     )
     assert part_of(core) == "server core (lookup, checks, metrics)"
-    assert part_of(f"{core};to_ndarray (tfserve_nb/model_server/tensor_proto.py:80)") == (
+    assert part_of(f"{core};to_ndarray (tfserve_nb/protocol/tensor_proto.py:80)") == (
         "numpy <-> TensorProto"
     )
     assert part_of(root) == "gRPC and protobuf"

@@ -20,7 +20,8 @@ import docker
 import pytest
 from standin import ensure_standin_image, standin_volumes
 
-from tfserve_nb.backends.docker import LABEL_OWNER_HOST, DockerBackend
+from tfserve_nb.backends.docker.backend import DockerBackend
+from tfserve_nb.backends.docker.container import LABEL_OWNER_HOST
 
 REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 ENGINE = os.path.join(REPO, "scripts", "docker-engine")

@@ -23,10 +23,10 @@ import numpy as np
 import pytest
 
 from tfserve_nb.backends.auto import choose_backend
-from tfserve_nb.backends.docker import (
+from tfserve_nb.backends.docker.backend import DockerBackend
+from tfserve_nb.backends.docker.container import (
     LABEL_CONFIG_DIR,
     LABEL_OWNER_PID,
-    DockerBackend,
     container_error,
     prepare_container,
 )

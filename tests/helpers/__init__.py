@@ -8,5 +8,5 @@
   of ``tests/conftest.py``; TensorFlow is imported when they are).
 - ``core_fakes``, ``servable_fakes``: small fakes for the framework-free ``core`` and the
   ``servables`` unit tests.
-- ``widgets``: waiting on widget state, for the widget, browser and docker tests.
+- ``waiting``: the tests' ``wait_until`` on :func:`tfserve_nb.waiting.wait_until`.
 """

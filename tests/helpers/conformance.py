@@ -32,15 +32,6 @@ from .server_process import ServerProcess
 DEADLINE = 60.0
 """Seconds a test waits for a condition (a load, an unload, a poll) before failing."""
 
-STATE_NAMES = {
-    0: "UNKNOWN",
-    10: "START",
-    20: "LOADING",
-    30: "AVAILABLE",
-    40: "UNLOADING",
-    50: "END",
-}
-
 
 # --- files a polling server reads -------------------------------------------------------------
 
@@ -164,7 +155,12 @@ def version_states(server: ServerProcess, name: str) -> list[tuple[int, str, int
             return []
         raise
     return [
-        (s.version, STATE_NAMES[s.state], s.status.error_code, s.status.error_message)
+        (
+            s.version,
+            get_model_status_pb2.ModelVersionStatus.State.Name(s.state),
+            s.status.error_code,
+            s.status.error_message,
+        )
         for s in response.model_version_status
     ]
 

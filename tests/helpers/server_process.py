@@ -11,7 +11,6 @@ import json
 import socket
 import subprocess
 import sys
-import time
 import urllib.error
 import urllib.request
 from pathlib import Path
@@ -19,6 +18,8 @@ from pathlib import Path
 import grpc
 
 from tfserve_nb.processes import stop_process
+
+from .waiting import wait_until
 
 STARTUP_DEADLINE = 90.0
 """Seconds a server process may take to report its ports (loading TensorFlow included)."""
@@ -49,15 +50,24 @@ class ServerProcess:
                 stdout=log,
                 stderr=subprocess.STDOUT,
             )
-        deadline = time.monotonic() + STARTUP_DEADLINE
-        while not self.port_file.exists():
-            if self.popen.poll() is not None or time.monotonic() > deadline:
-                self.stop()
-                raise AssertionError(f"server did not start:\n{self.logs()}")
-            time.sleep(0.05)
+        try:
+            wait_until(
+                self._reported_ports, "the server's port file", STARTUP_DEADLINE, interval=0.05
+            )
+        except AssertionError as exc:
+            self.stop()
+            raise AssertionError(f"server did not start ({exc}):\n{self.logs()}") from None
         ports = json.loads(self.port_file.read_text())
         self.grpc_port, self.rest_port = ports["grpc_port"], ports["rest_port"]
         self.channel = grpc.insecure_channel(f"127.0.0.1:{self.grpc_port}")
+
+    def _reported_ports(self) -> bool:
+        """Whether the port file is there; raises ``AssertionError`` once the process exited."""
+        if self.port_file.exists():
+            return True
+        if self.popen.poll() is not None:
+            raise AssertionError(f"exited with code {self.popen.returncode}")
+        return False
 
     def logs(self) -> str:
         return self.log_path.read_text(errors="replace")

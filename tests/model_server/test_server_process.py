@@ -6,7 +6,6 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
-import time
 
 import grpc
 import numpy as np
@@ -18,6 +17,7 @@ from tests.helpers.server_process import (
     canonical_predict,
     free_port,
 )
+from tests.helpers.waiting import wait_until
 
 
 @pytest.fixture
@@ -168,10 +168,9 @@ def test_new_version_is_picked_up_while_requests_succeed(
     thread.start()
     try:
         half_plus_two_models.add_version(half_plus_two_base, 2)
-        deadline = time.monotonic() + 30
-        while not versions or versions[-1] != 2:
-            assert time.monotonic() < deadline, "version 2 was never served"
-            time.sleep(0.05)
+        wait_until(
+            lambda: versions and versions[-1] == 2, "version 2 to be served", 30, interval=0.05
+        )
     finally:
         stop.set()
         thread.join()
@@ -179,15 +178,13 @@ def test_new_version_is_picked_up_while_requests_succeed(
     assert versions[0] == 1 and versions[-1] == 2
     # v1 answered until v2 took over: never an interleaving back to 1
     assert versions == sorted(versions)
-    _status, body = server.rest("GET", "/v1/models/hp2")
-    states = {s["version"]: s["state"] for s in body["model_version_status"]}
-    deadline = time.monotonic() + 30
-    while states.get("1") != "END" and time.monotonic() < deadline:
-        time.sleep(0.05)
-        states = {
-            s["version"]: s["state"]
-            for s in server.rest("GET", "/v1/models/hp2")[1]["model_version_status"]
-        }
+
+    def states_once_1_ended() -> dict[str, str] | None:
+        _status, body = server.rest("GET", "/v1/models/hp2")
+        states = {s["version"]: s["state"] for s in body["model_version_status"]}
+        return states if states.get("1") == "END" else None
+
+    states = wait_until(states_once_1_ended, "version 1 to reach END", 30, interval=0.05)
     assert states == {"2": "AVAILABLE", "1": "END"}
 
 
@@ -247,11 +244,13 @@ def test_no_numeric_version_waits_and_logs_the_hint(tmp_path):
             f"No versions of servable m found under base path {base}. Did you forget to "
             "name your leaf directory as a number (eg. '/1/')?"
         )
-        deadline = time.monotonic() + STARTUP_DEADLINE
-        while hint not in (tmp_path / "log").read_text(errors="replace"):
-            assert time.monotonic() < deadline, (tmp_path / "log").read_text()
-            assert popen.poll() is None
-            time.sleep(0.1)
+
+        def hint_logged() -> bool:
+            log = (tmp_path / "log").read_text(errors="replace")
+            assert popen.poll() is None or hint in log, log
+            return hint in log
+
+        wait_until(hint_logged, "the hint in the log", STARTUP_DEADLINE, interval=0.1)
         assert not port_file.exists()  # no port opens before a version is AVAILABLE
     finally:
         popen.kill()

@@ -5,6 +5,7 @@ from __future__ import annotations
 import threading
 import time
 
+from tests.helpers.waiting import wait_until
 from tfserve_nb.errors import ServingError
 from tfserve_nb.traffic.sender import TrafficSender
 from tfserve_nb.traffic.split import TrafficSplit
@@ -66,10 +67,7 @@ class Ticks:
 
 
 def wait_until_ended(sender: TrafficSender) -> None:
-    deadline = time.monotonic() + DEADLINE
-    while sender.running:
-        assert time.monotonic() < deadline, "the sender thread did not end"
-        time.sleep(0.01)
+    wait_until(lambda: not sender.running, "the sender thread to end", DEADLINE, interval=0.01)
 
 
 def test_sends_to_each_target_of_a_split_and_counts_the_answers() -> None:

@@ -23,7 +23,12 @@ import pytest
 from tests.helpers.waiting import wait_until
 from tfserve_nb.client import ServingClient
 from tfserve_nb.core.version_policy import Latest, Specific
-from tfserve_nb.errors import ServerTimeoutError, ServingError
+from tfserve_nb.errors import (
+    InvalidArgumentError,
+    ServerTimeoutError,
+    ServingError,
+    TrafficStoppedError,
+)
 from tfserve_nb.widgets import Dashboard, SwitchPanel, dashboard
 
 pytestmark = pytest.mark.timeout(300)
@@ -347,7 +352,7 @@ def test_teaching_snippets_send_the_same_request(
 
 
 def test_waiting_for_answers_instead_of_sleeping(dash: Dashboard) -> None:
-    with pytest.raises(RuntimeError, match="call start_traffic"):
+    with pytest.raises(InvalidArgumentError, match="call start_traffic"):
         dash.wait_for_answers(version=1, count=1)
     dash.start_traffic(rate=100, target=1)
     try:
@@ -357,6 +362,18 @@ def test_waiting_for_answers_instead_of_sleeping(dash: Dashboard) -> None:
         with pytest.raises(ServerTimeoutError, match=r"version 2 answered 0 of the 1 requests"):
             dash.wait_for_answers(version=2, count=1, timeout=0.3)
     finally:
+        dash.stop_traffic()
+
+
+def test_a_wait_for_answers_ends_when_the_traffic_stops(dash: Dashboard) -> None:
+    dash.start_traffic(rate=100, target=1)
+    stopper = threading.Timer(0.2, dash.stop_traffic)
+    stopper.start()
+    try:
+        with pytest.raises(TrafficStoppedError, match=r"version 2 answered 0 .* traffic stopped"):
+            dash.wait_for_answers(version=2, count=1, timeout=30)
+    finally:
+        stopper.cancel()
         dash.stop_traffic()
 
 

@@ -1,8 +1,8 @@
 """The panels as views over a fake target: what they send, refuse and show, without a server.
 
-``FakeTarget`` (``fake_target.py``) plays the server behind the panels' ``Target`` interface;
-the monitor polls it only when a test says so (``start=False``), so every state is exact. The same
-panels against a real embedded server are in ``test_dashboard.py``.
+``FakeTarget`` (``tests/helpers/fake_target.py``) plays the server behind the panels' ``Target``
+interface; the monitor polls it only when a test says so (``start=False``), so every state is
+exact. The same panels against a real embedded server are in ``test_dashboard.py``.
 """
 
 from __future__ import annotations
@@ -12,9 +12,10 @@ from collections.abc import Iterator
 import numpy as np
 import pytest
 
+from tests.helpers.fake_target import FakeTarget
 from tests.helpers.waiting import wait_until
-from tests.widgets.fake_target import FakeTarget
 from tfserve_nb.core.version_policy import Latest, Specific
+from tfserve_nb.errors import InvalidArgumentError
 from tfserve_nb.widgets import (
     PredictionPanel,
     ServerMonitor,
@@ -55,7 +56,7 @@ def poll(monitor: ServerMonitor) -> None:
 def test_a_target_is_used_as_it_is(fake: FakeTarget) -> None:
     monitor = ServerMonitor(fake, start=False)
     assert monitor.target is fake and not monitor.polling
-    with pytest.raises(ValueError, match="not a Target"):
+    with pytest.raises(InvalidArgumentError, match="not a Target"):
         ServerMonitor(fake, model_name="digits", start=False)
     monitor.close()
 

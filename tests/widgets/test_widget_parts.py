@@ -15,6 +15,7 @@ import pytest
 import traitlets
 from PIL import Image
 
+from tfserve_nb.errors import InvalidArgumentError
 from tfserve_nb.widgets._kernel import UiDispatcher
 from tfserve_nb.widgets._picker import RequestTarget, TargetKey
 from tfserve_nb.widgets._render import Series, image_shape_for, png_bytes, svg_chart, upscale
@@ -111,7 +112,7 @@ def test_interpret_probabilities_logits_dicts_and_regression() -> None:
     regression = interpret({"y": np.array([[2.5], [3.0]])})
     assert not regression.is_class and regression.confidence is None
     assert regression.values.tolist() == [2.5, 3.0]
-    with pytest.raises(KeyError, match="'z' not in the model's outputs"):
+    with pytest.raises(InvalidArgumentError, match="'z' not in the model's outputs"):
         interpret({"y": np.zeros((1, 1))}, output="z")
 
 

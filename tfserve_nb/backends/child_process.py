@@ -4,8 +4,9 @@ gracefully.
 :class:`ChildProcess` is what the embedded and the local backend run: the child writes standard
 output and error to ``server.log`` in its work folder (one folder per child, see
 :mod:`~tfserve_nb.backends.workdir`), which :meth:`ChildProcess.stop` removes — the output stays
-readable through :meth:`ChildProcess.logs`. :func:`last_lines` is the one meaning of "the last n
-lines" that every backend's ``logs(tail=)`` uses.
+readable through :meth:`ChildProcess.logs`. :class:`ChildServerProcess` is the
+:class:`~tfserve_nb.backends.base.ServerProcess` both build on. :func:`last_lines` is the one
+meaning of "the last n lines" that every backend's ``logs(tail=)`` uses.
 """
 
 from __future__ import annotations
@@ -20,8 +21,9 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 
 from ..processes import parent_death_signal_preexec, stop_process
+from .base import ServerProcess
 
-__all__ = ["LOG_FILE_NAME", "ChildProcess", "last_lines"]
+__all__ = ["LOG_FILE_NAME", "ChildProcess", "ChildServerProcess", "last_lines"]
 
 LOG_FILE_NAME = "server.log"
 
@@ -130,3 +132,25 @@ class ChildProcess:
             return self._log_path.read_text(encoding="utf-8", errors="replace")
         except FileNotFoundError:
             return ""
+
+
+class ChildServerProcess(ServerProcess):
+    """A server that is a :class:`ChildProcess`: its pid, liveness, logs and stop are the
+    child's. Thread-safe; ``stop`` is idempotent (as :meth:`ChildProcess.stop`)."""
+
+    def __init__(self, child: ChildProcess) -> None:
+        self._child = child
+
+    @property
+    def pid(self) -> int:
+        """The server's process id."""
+        return self._child.pid
+
+    def alive(self) -> bool:
+        return self._child.alive()
+
+    def logs(self, tail: int | None = None) -> str:
+        return self._child.logs(tail)
+
+    def stop(self, grace: float = 5.0) -> None:
+        self._child.stop(grace)

@@ -20,28 +20,23 @@ from pathlib import Path
 
 from ..config import ModelConfig
 from ..errors import BackendUnavailableError
-from .base import Backend, ServerProcess
-from .child_process import ChildProcess
+from .base import Backend
+from .child_process import ChildProcess, ChildServerProcess
 from .progress import ProgressCallback
 from .startup import wait_for_start, write_config_file
 from .workdir import make_work_dir
 
 
-class EmbeddedProcess(ServerProcess):
+class EmbeddedProcess(ChildServerProcess):
     """This package's model server in a child process (see the module's docstring)."""
 
     backend_name = "embedded"
 
     def __init__(self, child: ChildProcess, host: str, grpc_port: int, rest_port: int) -> None:
-        self._child = child
+        super().__init__(child)
         self._host = host
         self._grpc_port = grpc_port
         self._rest_port = rest_port
-
-    @property
-    def pid(self) -> int:
-        """The server's process id."""
-        return self._child.pid
 
     @property
     def workdir(self) -> Path:
@@ -55,15 +50,6 @@ class EmbeddedProcess(ServerProcess):
     @property
     def rest_url(self) -> str:
         return f"http://{self._host}:{self._rest_port}"
-
-    def alive(self) -> bool:
-        return self._child.alive()
-
-    def logs(self, tail: int | None = None) -> str:
-        return self._child.logs(tail)
-
-    def stop(self, grace: float = 5.0) -> None:
-        self._child.stop(grace)
 
     def describe(self) -> dict[str, str]:
         return {**super().describe(), "pid": str(self.pid)}

@@ -15,8 +15,8 @@ from collections.abc import Sequence
 
 from ..config import ModelConfig, validate
 from ..errors import BackendUnavailableError
-from .base import Backend, ServerProcess
-from .child_process import ChildProcess
+from .base import Backend
+from .child_process import ChildProcess, ChildServerProcess
 from .progress import ProgressCallback
 from .startup import (
     check_managed_flags,
@@ -53,7 +53,7 @@ def parent_tie_args(binary: str) -> list[str]:
     return [f"--parent_pid={os.getpid()}"] if _is_tfserve_nb_server(binary, mtime_ns) else []
 
 
-class LocalServerProcess(ServerProcess):
+class LocalServerProcess(ChildServerProcess):
     """A ``tensorflow_model_server`` child process; its output goes to a log file in its work
     directory, which ``stop`` removes (the output stays readable through ``logs``)."""
 
@@ -67,11 +67,11 @@ class LocalServerProcess(ServerProcess):
         grpc_port: int,
         rest_port: int,
     ) -> None:
+        super().__init__(child)
         self.command = list(command)
         """The server's command line."""
         self.models = list(models)
         """The models as the server was started with them (base for config reloads)."""
-        self._child = child
         self._grpc_port = grpc_port
         self._rest_port = rest_port
 
@@ -82,20 +82,6 @@ class LocalServerProcess(ServerProcess):
     @property
     def rest_url(self) -> str:
         return f"http://127.0.0.1:{self._rest_port}"
-
-    @property
-    def pid(self) -> int:
-        """The server's process id."""
-        return self._child.pid
-
-    def alive(self) -> bool:
-        return self._child.alive()
-
-    def logs(self, tail: int | None = None) -> str:
-        return self._child.logs(tail)
-
-    def stop(self, grace: float = 5.0) -> None:
-        self._child.stop(grace)
 
     def describe(self) -> dict[str, str]:
         return {**super().describe(), "binary": self.command[0], "pid": str(self.pid)}

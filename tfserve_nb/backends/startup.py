@@ -15,7 +15,6 @@ import contextlib
 import json
 import re
 import socket
-import urllib.parse
 import urllib.request
 from collections.abc import Callable, Sequence
 from pathlib import Path
@@ -24,9 +23,10 @@ from typing import TypeVar
 import grpc
 
 from ..config import ModelConfig, render_config_file
-from ..core.servable_id import parse_version_number
+from ..core.servable_id import list_versions
 from ..core.version_policy import Latest
-from ..errors import ConfigError, ServerStartError
+from ..errors import ConfigError, ServerStartError, ServingError, transport_errors
+from ..protocol.rest_paths import model_path
 from ..waiting import wait_until
 from .child_process import last_lines
 from .progress import ProgressCallback, StartupProgress, print_progress
@@ -122,8 +122,8 @@ def check_managed_flags(extra_args: Sequence[str]) -> None:
 
 
 def check_model_dirs(models: Sequence[ModelConfig]) -> None:
-    """Check before starting that each local base path holds a version directory (a name
-    :func:`~tfserve_nb.core.servable_id.parse_version_number` reads as a version).
+    """Check before starting that each local base path holds a version directory (as
+    :func:`~tfserve_nb.core.servable_id.list_versions` finds them).
 
     ``tensorflow_model_server`` itself would start, open no port and wait forever logging
     ``No versions of servable X found``; this says so at once. URIs (``gs://...``) are not checked.
@@ -139,10 +139,8 @@ def check_model_dirs(models: Sequence[ModelConfig]) -> None:
                 f"directory. Export a version there first (export_model(model, {str(base)!r})) "
                 "or correct the path."
             )
-        entries = sorted(entry.name for entry in base.iterdir())
-        if not any(
-            parse_version_number(name) is not None and (base / name).is_dir() for name in entries
-        ):
+        if not list_versions(str(base)):
+            entries = sorted(entry.name for entry in base.iterdir())
             found = ", ".join(entries[:10]) or "nothing"
             raise ServerStartError(
                 f"No versions of servable {model.name} found under base path {base}. Did you "
@@ -281,11 +279,11 @@ def wait_until_serving(
 
 def _rest_ready(rest_url: str, model_names: Sequence[str]) -> bool:
     for name in model_names:
-        url = f"{rest_url}/v1/models/{urllib.parse.quote(name, safe='')}"
+        url = rest_url + model_path(name)
         try:
-            with urllib.request.urlopen(url, timeout=2.0) as response:
+            with transport_errors(url), urllib.request.urlopen(url, timeout=2.0) as response:
                 status = json.load(response)
-        except (OSError, ValueError):  # refused, reset, HTTP error, not JSON yet
+        except ServingError:  # refused, reset, HTTP error, not JSON yet
             return False
         states = [v.get("state") for v in status.get("model_version_status", [])]
         if "AVAILABLE" not in states:

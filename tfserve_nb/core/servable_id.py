@@ -1,7 +1,9 @@
-"""A servable's identity: its stream name and version (``ServableId``)."""
+"""A servable's identity: its stream name and version (``ServableId``), and which directories
+under a base path are versions."""
 
 from __future__ import annotations
 
+import os
 import re
 from dataclasses import dataclass
 from typing import Generic, TypeVar
@@ -23,6 +25,26 @@ def parse_version_number(name: str) -> int | None:
         return None
     version = int(name)
     return version if version in _INT64 else None
+
+
+def list_versions(base_path: str) -> dict[int, str]:
+    """Numeric version directories under ``base_path`` (version → path). Raises ``OSError``
+    when ``base_path`` cannot be listed."""
+    versions: dict[int, str] = {}
+    with os.scandir(base_path) as entries:
+        for entry in entries:
+            version = parse_version_number(entry.name)
+            if version is not None and entry.is_dir():
+                versions.setdefault(version, entry.path)
+    return versions
+
+
+def local_versions(base_path: str) -> list[int] | None:
+    """The numeric version directories under ``base_path``, ascending; ``None`` when it is not a
+    local directory (a ``gs://`` or ``s3://`` path, or one only a container sees)."""
+    if not os.path.isdir(base_path):
+        return None
+    return sorted(list_versions(base_path))
 
 
 @dataclass(frozen=True, order=True)

@@ -40,9 +40,10 @@ Not safe for two processes exporting automatically numbered versions into one ba
 same time: both may pick the same number, and the second then fails with :class:`ExportError`.
 
 TensorFlow and Keras are imported inside the functions, so importing this package is cheap.
-One concept per module: :mod:`.exporter` (:func:`export_model`), :mod:`.version_directory`
-(version numbers, staging, the atomic move), :mod:`.example_signatures` (classify and regress
-over ``tf.Example``), :mod:`.warmup` (warmup requests).
+One concept per module: :mod:`.exporter` (:func:`export_model`), :mod:`.keras_model` (what an
+export needs to know of the Keras model: its input signature, input and output names),
+:mod:`.version_directory` (version numbers, staging, the atomic move), :mod:`.example_signatures`
+(classify and regress over ``tf.Example``), :mod:`.warmup` (warmup requests).
 """
 
 from __future__ import annotations

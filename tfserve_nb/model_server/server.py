@@ -21,7 +21,7 @@ from ..config import ModelConfig, parse_config_file
 from ..core.status import ServingStatusError
 from ..errors import ConfigError
 from . import monitoring
-from .grpc import services as grpc_services
+from .grpc import services
 from .grpc.channel_arguments import parse_grpc_channel_arguments
 from .grpc.profiler_service import ProfilerServiceProxy
 from .rest import http_server
@@ -132,12 +132,12 @@ class Server:
             address = f"{host}:{0 if flags.ephemeral_ports else flags.port}" if tcp else None
             workers = flags.grpc_max_threads or request_threads()
             if flags.enable_grpc_healthcheck_service:
-                self._health = grpc_services.health_servicer()
+                self._health = services.health_servicer()
             handlers = []
             if flags.enable_profiler:
                 self._profiler = ProfilerServiceProxy()
                 handlers.append(self._profiler)
-            self._grpc, self.grpc_port = grpc_services.create_server(
+            self._grpc, self.grpc_port = services.create_server(
                 self.core,
                 address,
                 workers,

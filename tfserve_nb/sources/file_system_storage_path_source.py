@@ -14,12 +14,11 @@ Thread-safe.
 from __future__ import annotations
 
 import logging
-import os
 import threading
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
-from ..core.servable_id import ServableData, ServableId, parse_version_number
+from ..core.servable_id import ServableData, ServableId, list_versions
 from ..core.source import AspiredVersionsCallback
 from ..core.version_policy import Latest, VersionPolicy
 
@@ -31,26 +30,6 @@ class ServableToMonitor:
     servable_name: str
     base_path: str
     version_policy: VersionPolicy = field(default_factory=Latest)
-
-
-def list_versions(base_path: str) -> dict[int, str]:
-    """Numeric version directories under ``base_path`` (version → path). Raises ``OSError``
-    when ``base_path`` cannot be listed."""
-    versions: dict[int, str] = {}
-    with os.scandir(base_path) as entries:
-        for entry in entries:
-            version = parse_version_number(entry.name)
-            if version is not None and entry.is_dir():
-                versions.setdefault(version, entry.path)
-    return versions
-
-
-def local_versions(base_path: str) -> list[int] | None:
-    """The numeric version directories under ``base_path``, ascending; ``None`` when it is not a
-    local directory (a ``gs://`` or ``s3://`` path, or one only a container sees)."""
-    if not os.path.isdir(base_path):
-        return None
-    return sorted(list_versions(base_path))
 
 
 class FileSystemStoragePathSource:

@@ -33,10 +33,11 @@ from typing import Any, Protocol, runtime_checkable
 import numpy as np
 
 from ..config import ModelConfig
+from ..core.servable_id import local_versions
 from ..core.servable_state import ManagerState
 from ..core.version_policy import VersionPolicy
-from ..errors import InvalidArgumentError, ServerTimeoutError, ServingError
-from ..sources.file_system_storage_path_source import local_versions
+from ..errors import ConfigError, InvalidArgumentError, ServerTimeoutError, serving_error
+from ..responses import VersionStatus, available_versions
 from ..waiting import wait_until
 
 TRANSITIONAL_STATES = frozenset(
@@ -89,7 +90,7 @@ class Target(Protocol):
 
     def disk_versions(self) -> list[int] | None: ...
 
-    def status(self) -> list[Any]: ...
+    def status(self) -> list[VersionStatus]: ...
 
     def predict(
         self, x: np.ndarray, *, version: int | None = None, label: str | None = None
@@ -183,7 +184,7 @@ class ServingTarget:
 
     # ------------------------------------------------------------------ protocol calls
 
-    def status(self) -> list[Any]:
+    def status(self) -> list[VersionStatus]:
         """``GetModelStatus``: ``VersionStatus`` entries, newest first."""
         return list(self._client.status(model_name=self.model_name))
 
@@ -213,14 +214,17 @@ class ServingTarget:
     def set_policy(self, policy: VersionPolicy) -> None:
         """Reload the config with ``policy`` for this model (``HandleReloadConfigRequest``). A
         handle raises :class:`~tfserve_nb.errors.ConfigError` for a change that would strand a
-        label (:func:`tfserve_nb.rollout.check_version_policy`)."""
+        label (:func:`tfserve_nb.rollout.check_version_policy`) or pin a version not on disk
+        (:func:`tfserve_nb.rollout.check_pin`); a read-only target (a bare client without
+        ``configs=``) raises ``ConfigError`` and sends nothing."""
         self._reload(version_policy=policy)
 
     def set_labels(self, labels: Mapping[str, int]) -> None:
         """Reload the config with exactly ``labels`` for this model. Upstream refuses a label on
         a version that is not AVAILABLE: :class:`ServingError` ``FAILED_PRECONDITION``; a handle
         raises :class:`~tfserve_nb.errors.ConfigError` for a label on a version the policy is
-        unloading (:func:`tfserve_nb.rollout.check_labels`)."""
+        unloading (:func:`tfserve_nb.rollout.check_labels`); a read-only target raises
+        ``ConfigError`` and sends nothing."""
         self._reload(labels=dict(labels))
 
     def _reload(self, **change: Any) -> None:
@@ -235,9 +239,8 @@ class ServingTarget:
         with self._lock:
             current = self._configs.get(self.model_name)
             if current is None:
-                raise ServingError(
-                    "FAILED_PRECONDITION",
-                    "read-only dashboard: pass configs=[ModelConfig(...)] to switch versions",
+                raise ConfigError(
+                    "read-only dashboard: pass configs=[ModelConfig(...)] to switch versions"
                 )
             updated = dataclasses.replace(current, **change)
             configs = {**self._configs, self.model_name: updated}
@@ -257,7 +260,7 @@ class ServingTarget:
         def settled_statuses() -> list[Any] | None:
             nonlocal statuses
             statuses = self.status()
-            available = {s.version for s in statuses if s.state == "AVAILABLE"}
+            available = available_versions(statuses)
             failed = [
                 s
                 for s in statuses
@@ -265,7 +268,7 @@ class ServingTarget:
             ]
             if failed:
                 first = failed[0]
-                raise ServingError(
+                raise serving_error(
                     first.error_code or "UNKNOWN",
                     f"version {first.version} failed to load: {first.error_message}",
                 )

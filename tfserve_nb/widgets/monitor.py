@@ -18,7 +18,7 @@ import traitlets
 
 from ..config import ModelConfig
 from ..core.version_policy import Specific
-from ..errors import ServingError, TfServeNbError
+from ..errors import InvalidArgumentError, ServingError, TfServeNbError
 from ._kernel import ActionRunner, Repeater, UiDispatcher
 from ._target import InputSpec, ServingTarget, Target
 
@@ -85,7 +85,7 @@ class ServerMonitor(traitlets.HasTraits):
         self.target: Target
         if isinstance(server, Target):
             if model_name is not None or configs is not None:
-                raise ValueError(
+                raise InvalidArgumentError(
                     "model_name= and configs= are for a server or client, not a Target"
                 )
             self.target = server

@@ -10,7 +10,7 @@ import ipywidgets as widgets
 import numpy as np
 import traitlets
 
-from ..errors import TfServeNbError
+from ..errors import InvalidArgumentError, TfServeNbError
 from ._panel import Panel
 from ._render import (
     BAD,
@@ -45,13 +45,16 @@ def interpret(outputs: Any, output: str | None = None) -> Answers:
     (default: the only one, else ``output_0``, else the first in alphabetical order). A
     ``(n, k)`` output with ``k > 1`` is a classifier: the answer is the arg-max and the confidence
     its probability (rows that are not probabilities are soft-maxed first). Anything else is
-    read as one regression value per example.
+    read as one regression value per example. An ``output`` that is not among the outputs raises
+    :class:`~tfserve_nb.errors.InvalidArgumentError`.
     """
     if isinstance(outputs, dict):
         if output is None:
             output = "output_0" if "output_0" in outputs else sorted(outputs)[0]
         if output not in outputs:
-            raise KeyError(f"output {output!r} not in the model's outputs {sorted(outputs)}")
+            raise InvalidArgumentError(
+                f"output {output!r} not in the model's outputs {sorted(outputs)}"
+            )
         outputs = outputs[output]
     array = np.asarray(outputs)
     if array.ndim == 2 and array.shape[1] > 1:
@@ -119,7 +122,7 @@ class PredictionPanel(Panel):
             and self.labels is not None
             and len(self.labels) != len(self.examples)
         ):
-            raise ValueError(
+            raise InvalidArgumentError(
                 f"labels has {len(self.labels)} entries for "
                 f"{len(self.examples)} examples; pass one label per example"
             )
@@ -160,7 +163,7 @@ class PredictionPanel(Panel):
             try:
                 result = self.monitor.target.predict(self.examples, version=version)
                 answers[version] = interpret(result.outputs, self.output)
-            except (TfServeNbError, KeyError) as exc:
+            except TfServeNbError as exc:
                 answers[version] = str(exc)
         return _Run(key, answers)
 

@@ -25,10 +25,17 @@ import traitlets
 
 from ..core.version_policy import Latest, Specific, VersionPolicy
 from ..errors import ConfigError, ServingError, TfServeNbError
-from ..rollout import check_labels, check_version_policy, explain, moved_labels
+from ..responses import available_versions
+from ..rollout import (
+    check_labels,
+    check_pin,
+    check_version_policy,
+    explain,
+    join_versions,
+    moved_labels,
+)
 from ._panel import Panel
 from ._render import BAD, FG, GOOD, MUTED, esc, note
-from ._target import Target
 from .monitor import Snapshot
 
 UNSET = -1
@@ -169,17 +176,11 @@ class SwitchPanel(Panel):
         self, versions: tuple[int, ...]
     ) -> Callable[[bool], tuple[SwitchOutcome, Snapshot]]:
         def work(wait: bool) -> tuple[SwitchOutcome, Snapshot]:
-            action = "pin version" + ("s " if len(versions) > 1 else " ") + _join(versions)
-            if not versions:
-                return self._refuse("pin", "Select at least one version to pin.")
-            disk = self.monitor.target.disk_versions()
-            missing = [v for v in versions if disk is not None and v not in disk]
-            if missing:
-                return self._refuse(
-                    action,
-                    f"Version {_join(missing)} is not on disk under the "
-                    "model's base path; export it first.",
-                )
+            action = "pin version" + ("s " if len(versions) > 1 else " ") + join_versions(versions)
+            try:
+                check_pin(versions, self.monitor.target.disk_versions())
+            except ConfigError as exc:
+                return self._refuse(action if versions else "pin", str(exc))
             return self._change(action, Specific(versions), wait)
 
         return work
@@ -195,7 +196,12 @@ class SwitchPanel(Panel):
                 return self._refuse(action, _READ_ONLY)
             labels = moved_labels(config.labels, label, version)
             try:
-                check_labels(config, labels, target.disk_versions(), lambda: _available(target))
+                check_labels(
+                    config,
+                    labels,
+                    target.disk_versions(),
+                    lambda: available_versions(target.status()),
+                )
                 target.set_labels(labels)
             except ConfigError as exc:
                 return self._refuse(action, str(exc))
@@ -228,7 +234,9 @@ class SwitchPanel(Panel):
             if wait:
                 statuses = target.wait_settled(expected, self.wait_timeout)
                 served = sorted(s.version for s in statuses if s.state == "AVAILABLE")
-                done = f"Now serving version{'s' if len(served) > 1 else ''} {_join(served)}."
+                done = (
+                    f"Now serving version{'s' if len(served) > 1 else ''} {join_versions(served)}."
+                )
             else:
                 done = "Config sent; the server loads and unloads versions in the background."
         except ServingError as exc:
@@ -353,12 +361,3 @@ _READ_ONLY = (
     "Read-only: a bare ServingClient cannot tell the server's config. Pass "
     "configs=[ModelConfig(...)] to the dashboard to switch versions."
 )
-
-
-def _join(versions: Iterable[int]) -> str:
-    items = [str(v) for v in versions]
-    return " and ".join([", ".join(items[:-1]), items[-1]]) if len(items) > 1 else "".join(items)
-
-
-def _available(target: Target) -> set[int]:
-    return {s.version for s in target.status() if s.state == "AVAILABLE"}

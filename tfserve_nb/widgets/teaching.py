@@ -10,7 +10,7 @@ import ipywidgets as widgets
 import numpy as np
 import traitlets
 
-from ..client import ServingClient
+from ..protocol.rest_paths import model_path
 from ._panel import Panel
 from ._picker import RequestTarget, TargetKey, TargetPicker
 from ._render import BORDER, MUTED, esc, note
@@ -28,11 +28,11 @@ def curl_command(
 ) -> str:
     """The REST predict call for one example (row format), as a shell command.
 
-    The URL is the client's (:meth:`ServingClient.rest_path
-    <tfserve_nb.client.ServingClient.rest_path>`, names URL-quoted) followed by ``:predict``; the
+    The URL is the client's (:func:`~tfserve_nb.protocol.rest_paths.model_path`, names
+    URL-quoted) followed by ``:predict``; the
     body is ``{"instances": [example]}``, with ``signature_name`` only when it is not the default.
     """
-    path = ServingClient.rest_path(model_name, version=target.version, label=target.label)
+    path = model_path(model_name, version=target.version, label=target.label)
     body: dict[str, Any] = {}
     if signature_name != DEFAULT_SIGNATURE:
         body["signature_name"] = signature_name

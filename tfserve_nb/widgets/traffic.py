@@ -13,7 +13,7 @@ import ipywidgets as widgets
 import numpy as np
 import traitlets
 
-from ..errors import InvalidArgumentError, ServerTimeoutError
+from ..errors import InvalidArgumentError, ServerTimeoutError, TrafficStoppedError
 from ..traffic.sender import TrafficSender
 from ..traffic.split import SplitLike, TrafficSplit
 from ..traffic.statistics import WINDOW_SECONDS, TrafficSnapshot
@@ -109,10 +109,11 @@ class TrafficPanel(Panel):
         """Block until ``version`` has answered ``count`` more of the stream's requests than
         when called (a notebook cell's way to let traffic flow without sleeping); returns how
         many it has answered since traffic started. Raises ``ServerTimeoutError`` saying what was
-        answered instead, and ``RuntimeError`` when no traffic is being sent (or it stops)."""
+        answered instead, ``InvalidArgumentError`` when no traffic is being sent, and
+        ``TrafficStoppedError`` when it stops before enough answers came."""
         sender = self._sender
         if sender is None:
-            raise RuntimeError("no traffic is being sent: call start_traffic() first")
+            raise InvalidArgumentError("no traffic is being sent: call start_traffic() first")
         snap = sender.stats.snapshot()
         start = dict(snap.answered).get(version, 0)
 
@@ -132,7 +133,7 @@ class TrafficPanel(Panel):
             if answered - start >= count:
                 return answered
             if self._sender is not sender:
-                raise failure(RuntimeError, "before the traffic stopped")
+                raise failure(TrafficStoppedError, "before the traffic stopped")
             return None
 
         return wait_until(

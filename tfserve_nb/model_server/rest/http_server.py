@@ -1,9 +1,9 @@
-"""Puts :class:`~.http_rest_api_handler.HttpRestApiHandler` on a socket.
+"""Puts :class:`~.handler.HttpRestApiHandler` on a socket.
 
 The HTTP/1.1 server is uvicorn with the httptools parser (llhttp, Node.js's) on uvloop (libuv;
 asyncio's own loop where uvloop is not installed, as on Windows), serving an ASGI app on its
 own event loop in a daemon thread. The loop only moves bytes; each request runs on the
-handler's inference pool (:meth:`~.http_rest_api_handler.HttpRestApiHandler.process_async`):
+handler's inference pool (:meth:`~.handler.HttpRestApiHandler.process_async`):
 one hand-off to a pool thread and back, as before (a request thread, then the pool), with the
 deadline kept by the loop.
 

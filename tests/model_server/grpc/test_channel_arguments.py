@@ -1,4 +1,4 @@
-"""model_server.grpc_channel_arguments: ``--grpc_channel_arguments`` read as upstream's
+"""model_server.grpc.channel_arguments: ``--grpc_channel_arguments`` read as upstream's
 ``parseGrpcChannelArgs`` and ``absl::SimpleAtoi`` read it, and applied over the server's own
 options (the effect on a real server: ``test_conformance_grpc_flags.py``)."""
 

@@ -2,11 +2,11 @@ from __future__ import annotations
 
 import logging
 
+from tfserve_nb.core.servable_id import list_versions
 from tfserve_nb.core.version_policy import All, Latest, Specific
 from tfserve_nb.sources.file_system_storage_path_source import (
     FileSystemStoragePathSource,
     ServableToMonitor,
-    list_versions,
 )
 
 
