@@ -46,12 +46,11 @@ imported ``grpc``, so it looks the module up in ``sys.modules``.
 
 from __future__ import annotations
 
-import contextlib
 import http.client
 import json
 import sys
 import urllib.error
-from collections.abc import Iterator
+from typing import Any, Literal
 
 from .core.status import HTTP_STATUS, Code
 
@@ -140,19 +139,30 @@ def serving_error(code: str, message: str, *, http_status: int | None = None) ->
     return kind(code, message, http_status=http_status)
 
 
-@contextlib.contextmanager
-def transport_errors(where: str) -> Iterator[None]:
+class transport_errors:
     """Run a gRPC call or an HTTP exchange with ``where`` (its address or URL) and raise what
     the transport raised as this module's exceptions (the module docstring has the rules).
-    Exceptions of this tree and anything not from a transport pass unchanged."""
-    try:
-        yield
-    except TfServeNbError:
-        raise
-    except Exception as exc:
-        mapped = _mapped(exc, where)
+    Exceptions of this tree and anything not from a transport pass unchanged.
+
+    A class rather than ``contextlib.contextmanager``: it wraps every request, and entering
+    it allocates no generator."""
+
+    __slots__ = ("_where",)
+
+    def __init__(self, where: str) -> None:
+        self._where = where
+
+    def __enter__(self) -> None:
+        return None
+
+    def __exit__(
+        self, kind: type[BaseException] | None, exc: BaseException | None, tb: Any
+    ) -> Literal[False]:
+        if exc is None or not isinstance(exc, Exception) or isinstance(exc, TfServeNbError):
+            return False
+        mapped = _mapped(exc, self._where)
         if mapped is None:
-            raise
+            return False
         if isinstance(exc, urllib.error.HTTPError) or _is_rpc_error(exc):
             raise mapped from None  # the server's answer says it all
         raise mapped from exc

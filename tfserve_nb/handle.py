@@ -225,7 +225,7 @@ class ModelServer:
         answer, also right after the server moved to a version with other input names
         (:mod:`tfserve_nb.client`). ``split`` (a :class:`~tfserve_nb.TrafficSplit`) picks the
         version or label of each call by its weights, e.g. a 90/10 canary share."""
-        return self.predict_detailed(
+        return self.client.predict(
             x,
             model_name=model_name,
             version=version,
@@ -234,7 +234,7 @@ class ModelServer:
             output_filter=output_filter,
             timeout=timeout,
             split=split,
-        ).value()
+        )
 
     def predict_detailed(
         self,
