@@ -61,6 +61,8 @@ class ModelSpec:
 
         if self.name == "digits":
             return models.digits_classifier()[0]
+        if self.name == "mobilenet_v2":
+            return models.mobilenet_v2()
         return models.image_cnn()
 
     def example(self, rows: int = 1) -> np.ndarray:
@@ -70,6 +72,7 @@ class ModelSpec:
 MODELS = {
     "digits": ModelSpec("digits", "pixels", (64,)),
     "image_cnn": ModelSpec("image_cnn", "image", (28, 28, 1)),
+    "mobilenet_v2": ModelSpec("mobilenet_v2", "image", (128, 128, 3)),
 }
 
 

@@ -50,6 +50,7 @@ below asks for ``model_cache``; ``testdata`` is the upstream suite's)."""
 SERVER_MODULES = (
     "backends/test_local.py",
     "bench/test_bench.py",
+    "bench/test_native_load.py",
     "model_server/test_batching_server.py",
     "model_server/test_conformance_",  # every conformance suite
     "model_server/test_monitoring.py",

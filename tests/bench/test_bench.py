@@ -104,3 +104,17 @@ def test_profile_attributes_a_sample_to_its_innermost_known_part():
     assert part_of(root) == "gRPC and protobuf"
     assert part_of(f"{root};Condition.wait (threading.py:320)") == "threads and locks"
     assert part_of("<module> (somewhere.py:1)") == OTHER
+
+
+def test_the_compute_heavy_model_is_mobilenet_v2_128x128x3_with_10_classes():
+    from bench.run import MODELS
+
+    spec = MODELS["mobilenet_v2"]
+    model = spec.build()
+    x = spec.example(2)
+    assert x.shape == (2, 128, 128, 3)
+    y = model.predict(x, verbose=0)
+    assert y.shape == (2, 10)
+    np.testing.assert_allclose(y.sum(axis=1), 1.0, rtol=1e-5)  # softmax over the 10 classes
+    assert 2_000_000 < model.count_params() < 2_500_000  # MobileNetV2 at width 1.0
+    np.testing.assert_array_equal(spec.build().predict(x, verbose=0), y)  # seeded weights

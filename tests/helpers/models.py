@@ -119,6 +119,18 @@ def image_cnn(seed: int = 0) -> keras.Model:
     return keras.Model(image, keras.layers.Dense(10, activation="softmax")(h), name="image_cnn")
 
 
+def mobilenet_v2(seed: int = 0) -> keras.Model:
+    """Keras's MobileNetV2 with random (seeded) weights, 128x128x3 in, 10 classes out (2.3 M
+    parameters): a model whose compute matters, for benchmarks of batching. Nothing is
+    downloaded (``weights=None``)."""
+    keras.utils.set_random_seed(seed)
+    image = keras.Input((128, 128, 3), name="image")
+    net = keras.applications.MobileNetV2(
+        input_shape=(128, 128, 3), weights=None, classes=10, input_tensor=image
+    )
+    return keras.Model(image, net.output, name="mobilenet_v2")
+
+
 JSON_DTYPES = (
     "float32",
     "float64",
