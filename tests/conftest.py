@@ -51,6 +51,7 @@ SERVER_MODULES = (
     "backends/test_local.py",
     "bench/test_bench.py",
     "bench/test_native_load.py",
+    "bench/test_mlflow_peer.py",
     "model_server/test_batching_server.py",
     "model_server/test_conformance_",  # every conformance suite
     "model_server/test_monitoring.py",
