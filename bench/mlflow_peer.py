@@ -25,7 +25,6 @@ from __future__ import annotations
 import contextlib
 import importlib
 import importlib.metadata
-import importlib.util
 import os
 import signal
 import socket
@@ -73,19 +72,38 @@ def installed_pins() -> list[str]:
     return sorted(pins.values())
 
 
+def missing() -> list[str]:
+    """The ``peers`` extra's requirements this environment does not satisfy (not installed,
+    or at a version outside the requirement's)."""
+    from packaging.requirements import Requirement
+
+    unmet = []
+    for text in requirements():
+        requirement = Requirement(text)
+        try:
+            version = importlib.metadata.version(requirement.name)
+        except importlib.metadata.PackageNotFoundError:
+            unmet.append(text)
+            continue
+        if not requirement.specifier.contains(version, prereleases=True):
+            unmet.append(text)
+    return unmet
+
+
 def ensure_installed(say: Callable[[str], None]) -> None:
-    """Install the ``peers`` extra's requirements with ``sys.executable -m pip`` unless
-    ``mlflow`` is importable already.
+    """Install the ``peers`` extra's :func:`missing` requirements with
+    ``sys.executable -m pip``; nothing to do if there are none.
 
     Every distribution already installed is passed to pip as a constraint at its installed
     version, so pip only adds packages (MLflow's own requirements would otherwise move some:
     ``graphene`` 3.4.3 asks for ``python-dateutil<3``, which would downgrade 4.0). If no MLflow
-    fits the constraints, pip fails and so does this, with pip's output: :class:`RuntimeError`.
-    The project itself is not reinstalled (its editable install stays as it is).
+    fits the constraints (an older MLflow installed, say), pip fails and so does this, with
+    pip's output: :class:`RuntimeError`. The project itself is not reinstalled (an editable
+    install stays as it is).
     """
-    if importlib.util.find_spec("mlflow") is not None:
+    wanted = missing()
+    if not wanted:
         return
-    wanted = requirements()
     say(f"installing the {EXTRA!r} extra ({', '.join(wanted)}), nothing installed changing")
     with tempfile.NamedTemporaryFile("w", suffix=".txt", prefix="constraints-") as constraints:
         constraints.write("\n".join(installed_pins()) + "\n")
@@ -143,8 +161,8 @@ class MlflowServer:
         none yet), up to ``grace`` seconds for the whole group to exit, then SIGKILL to the
         group; returns once none of it runs and the command is reaped. The server goes first
         so that its parent, the command waiting on it, reaps it and then exits: nothing is
-        left a zombie for init to collect. :class:`RuntimeError` if a process survives
-        SIGKILL for 10 s."""
+        left a zombie for init to collect (the command then exits 1, logging its server's
+        SIGTERM as a failure). :class:`RuntimeError` if a process survives SIGKILL for 10 s."""
         leader = self.popen.pid
         for pid in [pid for pid in self.running() if pid != leader] or [leader]:
             with contextlib.suppress(ProcessLookupError):  # exited meanwhile
