@@ -27,7 +27,6 @@ import importlib
 import importlib.metadata
 import os
 import signal
-import socket
 import subprocess
 import sys
 import tempfile
@@ -41,6 +40,7 @@ from typing import Any
 
 import numpy as np
 
+from tfserve_nb.backends.startup import free_ports
 from tfserve_nb.processes import process_alive
 from tfserve_nb.waiting import wait_until
 
@@ -195,14 +195,6 @@ def _signal_group(pgid: int, signum: int) -> None:
         os.killpg(pgid, signum)
 
 
-def free_port() -> int:
-    """A loopback port free right now (the server binds it a moment later)."""
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-        return port
-
-
 def serve(model_path: Path, log: Path, timeout: float = 180.0) -> MlflowServer:
     """Start ``mlflow models serve`` on the MLflow model at ``model_path`` with MLflow's
     defaults but the host and a free port (output to ``log``) and wait until ``/ping``
@@ -213,7 +205,7 @@ def serve(model_path: Path, log: Path, timeout: float = 180.0) -> MlflowServer:
     ``uvicorn`` by name, through ``bash``. :class:`RuntimeError` with the log if the command
     exits or ``timeout`` seconds pass first (the group stopped then).
     """
-    port = free_port()
+    (port,) = free_ports(1)  # free now; the server binds it a moment later
     bin_dir = str(Path(sys.executable).parent)
     env = {
         **os.environ,

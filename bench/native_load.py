@@ -38,9 +38,13 @@ import grpc
 
 from bench.loadgen import CLIENT_PROCESSES, PREDICT_METHOD, Target
 from bench.stats import Summary, summarize
+from tfserve_nb.backends.child_process import last_lines
 
 GRACE_S = 30.0
 """How long a tool may run past the length of its run before it is killed (and the call fails)."""
+
+TAIL_LINES = 20
+"""How much of a failed tool's output an error shows."""
 
 SAMPLE_INTERVAL_S = 0.25
 SAMPLE_TIMEOUT_S = 10.0
@@ -146,7 +150,8 @@ def h2load_grpc(
         run = _run_tool(command(duration, f"--log-file={log}"), duration, workdir / "h2load.out")
     started = re.search(r"^requests: \d+ total, (\d+) started", run.output, re.MULTILINE)
     if started is None:
-        raise RuntimeError(f"h2load printed no request counts:\n{_tail(run.output)}")
+        tail = last_lines(run.output, TAIL_LINES)
+        raise RuntimeError(f"h2load printed no request counts:\n{tail}")
 
     latencies: list[float] = []
     errors = 0
@@ -213,7 +218,8 @@ def wrk_rest(
     measured = run(duration, "wrk")
     line = re.search(r"^native_load: (\{.*\})$", measured.output, re.MULTILINE)
     if line is None:
-        raise RuntimeError(f"wrk printed no native_load line:\n{_tail(measured.output)}")
+        tail = last_lines(measured.output, TAIL_LINES)
+        raise RuntimeError(f"wrk printed no native_load line:\n{tail}")
     seen = json.loads(line.group(1))
     socket_errors = {k: seen[k] for k in ("connect", "read", "write", "timeout") if seen[k]}
     first_error = seen["first_error"] or (
@@ -276,9 +282,11 @@ def _run_tool(
         popen.returncode = os.waitstatus_to_exitcode(status)  # reaped here, not by Popen
     text = output.read_text(errors="replace")
     if not finished:
-        raise RuntimeError(f"{argv[0]} ran {seconds + GRACE_S:g} s, killed:\n{_tail(text)}")
+        tail = last_lines(text, TAIL_LINES)
+        raise RuntimeError(f"{argv[0]} ran {seconds + GRACE_S:g} s, killed:\n{tail}")
     if popen.returncode != 0:
-        raise RuntimeError(f"{' '.join(argv)} exited with {popen.returncode}:\n{_tail(text)}")
+        tail = last_lines(text, TAIL_LINES)
+        raise RuntimeError(f"{' '.join(argv)} exited with {popen.returncode}:\n{tail}")
     return _Exit(text, usage.ru_utime + usage.ru_stime)
 
 
@@ -289,10 +297,6 @@ def _exits_within(pidfd: int, seconds: float) -> bool:
 def _signal(pidfd: int, number: int) -> None:
     with contextlib.suppress(ProcessLookupError):  # it exited just now
         signal.pidfd_send_signal(pidfd, number)
-
-
-def _tail(text: str, lines: int = 20) -> str:
-    return "\n".join(text.splitlines()[-lines:])
 
 
 class _Sampler:
