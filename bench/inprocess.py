@@ -10,7 +10,8 @@ closed-loop calls for ``S`` seconds per batch size, two ways:
 - ``prepared``: the server's call, :meth:`~tfserve_nb.servables.saved_model.SavedModelServable.run`
   (the version's session, fed and fetched by tensor name; numpy in and out too).
 
-It prints one JSON object: ``{"rss_bytes": ..., "calls": [{"call", "batch", "summary"}]}``.
+It prints one JSON object: ``{"rss_bytes": ..., "calls": [{"call", "batch", "summary",
+"cpu_ms_per_row"}]}``, the last the process's CPU milliseconds (every thread) per row.
 """
 
 from __future__ import annotations
@@ -27,15 +28,18 @@ from bench.stats import summarize
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 
-def _time_calls(call: Callable[[], object], seconds: float) -> list[float]:
+def _time_calls(call: Callable[[], object], seconds: float) -> tuple[list[float], float]:
+    """Latencies of closed-loop calls for ``seconds`` (after a warm-up), and the process's CPU
+    seconds (all its threads: TensorFlow's run on every core) over those calls."""
     for _ in range(20):  # warm up
         call()
     latencies = []
+    cpu = time.process_time()
     end = time.perf_counter() + seconds
     while (start := time.perf_counter()) < end:
         call()
         latencies.append(time.perf_counter() - start)
-    return latencies
+    return latencies, time.process_time() - cpu
 
 
 def main(argv: Sequence[str] | None = None) -> None:
@@ -74,8 +78,16 @@ def main(argv: Sequence[str] | None = None) -> None:
             return servable.run(served, {name: x}, aliases)
 
         for way, call in (("signature", as_written), ("prepared", as_served)):
-            summary = summarize(_time_calls(call, args.seconds), args.seconds)
-            calls.append({"call": way, "batch": batch, "summary": dataclasses.asdict(summary)})
+            latencies, cpu_s = _time_calls(call, args.seconds)
+            summary = summarize(latencies, args.seconds)
+            calls.append(
+                {
+                    "call": way,
+                    "batch": batch,
+                    "summary": dataclasses.asdict(summary),
+                    "cpu_ms_per_row": 1e3 * cpu_s / (len(latencies) * batch),
+                }
+            )
     print(json.dumps({"rss_bytes": rss, "calls": calls}))
 
 

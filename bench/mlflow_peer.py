@@ -5,7 +5,7 @@ environment if it is missing, changing no installed package's version. :func:`sa
 Keras model as an MLflow model with MLflow's Keras 3 flavor (``mlflow.keras``); :func:`serve`
 starts ``mlflow models serve -m PATH --env-manager local -h 127.0.0.1 -p PORT`` on a free
 loopback port and waits for its ``/ping``; the :class:`MlflowServer` it returns has
-``ports["rest_port"]`` and ``stop()``, like :class:`bench.run.Process`, and stops every process
+``ports["rest_port"]`` and ``stop()``, like :class:`bench.setups.Process`, and stops every process
 the command started.
 
 What runs: the ``mlflow`` command starts ``uvicorn mlflow.pyfunc.scoring_server.app:app`` (a
@@ -13,7 +13,7 @@ FastAPI app) with MLflow's default of one worker (``--workers``, ``MLFLOW_MODELS
 waits on it. ``POST`` :data:`REQUEST_PATH` takes TF Serving's row format (``{"instances":
 [...]}``, as well as ``inputs``, ``dataframe_split`` and ``dataframe_records``), runs
 ``model.predict`` in a thread and answers ``{"predictions": [...]}``, as
-:func:`bench.run.answer` reads.
+:func:`bench.setups.answer` reads.
 
 MLflow's telemetry is switched off (``MLFLOW_DISABLE_TELEMETRY``, ``DO_NOT_TRACK``) in this
 process before MLflow is imported and in the server's processes: nothing leaves 127.0.0.1.

@@ -9,9 +9,10 @@ on it. A tool that is missing, fails, or outlives its run by :data:`GRACE_S` rai
 ``RuntimeError``. Files (request bodies, the tools' output, h2load's request log) go in
 ``workdir``.
 
-A server exposes the OK count :func:`h2load_grpc` checks against (:func:`ok_counter`) when it
-is started with ``--monitoring_config_file`` holding :data:`PROMETHEUS_CONFIG`
-(``bench.floor_server`` takes the model server's flags, so it does too).
+A server exposes the OK count :func:`h2load_grpc` checks against
+(:func:`bench.server_metrics.ok_counter`) when it is started with ``--monitoring_config_file``
+holding :data:`bench.server_metrics.PROMETHEUS_CONFIG` (``bench.floor_server`` takes the model
+server's flags, so it does too).
 """
 
 from __future__ import annotations
@@ -28,7 +29,6 @@ import struct
 import subprocess
 import threading
 import time
-import urllib.request
 from collections.abc import Callable
 from dataclasses import dataclass, replace
 from pathlib import Path
@@ -50,11 +50,6 @@ SAMPLE_INTERVAL_S = 0.25
 SAMPLE_TIMEOUT_S = 10.0
 """The gRPC status sampler of :func:`h2load_grpc`: one call per interval, each this long at most."""
 
-PROMETHEUS_PATH = "/monitoring/prometheus/metrics"
-PROMETHEUS_CONFIG = f'prometheus_config {{ enable: true path: "{PROMETHEUS_PATH}" }}'
-"""A ``MonitoringConfig`` text proto for ``--monitoring_config_file``: the server then serves
-its metrics, which :func:`ok_counter` reads, at :data:`PROMETHEUS_PATH` on its REST port."""
-
 WRK_SCRIPT = Path(__file__).with_name("wrk_post.lua")
 """wrk's script: POSTs a body file and prints one ``native_load: {json}`` line at the end."""
 
@@ -67,25 +62,6 @@ class NativeRun:
 
     summary: Summary
     client_cpu_s: float
-
-
-def ok_counter(host: str, rest_port: int, model_name: str) -> Callable[[], float]:
-    """A function reading the server's count of OK inference requests for ``model_name``
-    (``:tensorflow:serving:request_count{model_name=...,status="OK"}``, 0 before the first)
-    from its metrics page (see :data:`PROMETHEUS_CONFIG`)."""
-    url = f"http://{host}:{rest_port}{PROMETHEUS_PATH}"
-    line = re.compile(
-        rf'^:tensorflow:serving:request_count\{{model_name="{re.escape(model_name)}",'
-        rf'status="OK"\}} (\S+)$',
-        re.MULTILINE,
-    )
-
-    def count() -> float:
-        with urllib.request.urlopen(url, timeout=10) as page:
-            match = line.search(page.read().decode())
-        return float(match.group(1)) if match else 0.0
-
-    return count
 
 
 def h2load_grpc(
@@ -114,16 +90,17 @@ def h2load_grpc(
       (nghttp2 fails a stream whose trailers break HTTP/2's field rules, e.g. a ``grpc-message``
       ending in a space, as the server's message for a missing input does);
     - h2load cannot see the ``grpc-status`` trailer (a call failing INVALID_ARGUMENT is HTTP
-      200), so with ``ok_count`` (e.g. :func:`ok_counter`) the server's count of OK calls is read
-      before and after the measured run: if it grew by less than h2load's 2xx answers (plus the
-      sampler's OK calls, below), the difference is errors and no longer counted as successful.
-      The check is one-sided: calls in flight when either h2load run stopped may still be
-      counted OK by the server, so up to ``2 c m`` failures can hide behind them; a payload that
-      always fails is always caught;
+      200), so with ``ok_count`` (e.g. :func:`bench.server_metrics.ok_counter`) the server's
+      count of OK calls is read before and after the measured run: if it grew by less than
+      h2load's 2xx answers (plus the sampler's OK calls, below), the difference is errors and
+      no longer counted as successful. The check is one-sided: calls in flight when either
+      h2load run stopped may still be counted OK by the server, so up to ``2 c m`` failures
+      can hide behind them; a payload that always fails is always caught;
     - while h2load runs, one unary call of the same payload through Python's grpc every
       :data:`SAMPLE_INTERVAL_S` (at most ``duration / SAMPLE_INTERVAL_S + 1``): each ending with
       a status other than OK is an error, with its code and details;
-    - the answers' bodies are not read (bench.run checks each server's answers once).
+    - the answers' bodies are not read (:func:`bench.setups.check_answers` checks each
+      server's answers once).
 
     ``first_error`` joins what each check found first, with ``"; "``.
     """

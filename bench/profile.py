@@ -1,34 +1,40 @@
-"""``python -m bench.profile [--model digits] [--clients 64] [--seconds 6] [--py-spy]``: where
-the CPU goes at high concurrency, to explain the throughput the benchmark measures.
+"""``python -m bench.profile [--model digits] [--clients 64] [--seconds 6] [--batching TEXT]
+[--shared_batching TEXT] [--py-spy]``: where the CPU goes at high concurrency, to explain the
+throughput the benchmark measures.
 
 Two cores serve both the closed-loop clients and the server, so a setup's requests/s is bounded
 by the CPU one request costs all processes together: ``cores / (server + client CPU per
 request)``. For the gRPC setups of the benchmark (the transport floor, the embedded server,
-the embedded server with batching) this measures, one after the other on the same model, the
-requests/s and the CPU seconds the server process and the client processes spent per request
-(``psutil``), and the machine's busy share. With ``--py-spy`` (``pip install py-spy``) it also
-samples the unbatched server's interpreter-lock holder and sorts the samples into the parts
-of a request (:data:`PARTS`). Writes a markdown report to stdout.
+the embedded server with batching, its parameters from :mod:`bench.models` or the flags) this
+measures, one after the other on the same model and with both load generators
+(:func:`bench.load_cells.measure`), the requests/s, the CPU seconds the server process and the
+clients spent per request, the mean batch, and the machine's busy share. With ``--py-spy``
+(``pip install py-spy``) it also samples the unbatched server's interpreter-lock holder and
+sorts the samples into the parts of a request (:data:`PARTS`). Writes a markdown report to stdout.
 """
 
 from __future__ import annotations
 
 import argparse
 import collections
-import contextlib
+import dataclasses
 import os
 import shutil
 import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Callable, Iterator
-from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
+import psutil
+
+from bench import load_cells
+from bench.load_cells import GENERATORS, LoadGenerator
 from bench.loadgen import Target, Window
-from bench.run import BATCHING_PARAMETERS, MODELS, LoadGenerator, grpc_target, start_module
+from bench.models import MODELS, SHARED_BATCHING
+from bench.run import Plan, prepare
+from bench.setups import BATCHING_GRPC, EMBEDDED_GRPC, TRANSPORT_FLOOR_GRPC, servers
+from tfserve_nb.servables.saved_model import PER_MODEL_BATCHING_FILE
 
 PARTS = (
     ("model call (TensorFlow)", ("tensorflow/", "keras/")),
@@ -52,66 +58,6 @@ def part_of(stack: str) -> str:
             if any(marker in path for marker in markers):
                 return part
     return OTHER
-
-
-@dataclass(frozen=True)
-class CpuCell:
-    setup: str
-    rate: float
-    server_ms: float
-    client_ms: float
-    busy: float
-
-    @property
-    def ceiling(self) -> float:
-        """Requests/s this machine's cores could give at this CPU cost per request."""
-        return (os.cpu_count() or 1) * 1000.0 / (self.server_ms + self.client_ms)
-
-
-def _cpu_seconds(pids: list[int]) -> float:
-    import psutil
-
-    total = 0.0
-    for pid in pids:
-        times = psutil.Process(pid).cpu_times()
-        total += times.user + times.system + times.children_user + times.children_system
-    return total
-
-
-def _client_pids() -> list[int]:
-    """The load generator's worker processes (this process's spawned children)."""
-    import psutil
-
-    return [
-        child.pid
-        for child in psutil.Process().children()
-        if "multiprocessing" in " ".join(child.cmdline())
-    ]
-
-
-def measure_cpu(
-    setup: str, target: Target, server_pid: int, load: LoadGenerator, clients: int, seconds: float
-) -> CpuCell:
-    """Requests/s and CPU per request of the server and the clients during ``seconds``."""
-    import psutil
-
-    clients_pids = _client_pids()
-    window = Window(time.time() + 0.2, 1.0, seconds)
-    result = load.start(target, clients, window)
-    time.sleep(max(0.0, window.begin - time.time()))
-    server_before, clients_before = _cpu_seconds([server_pid]), _cpu_seconds(clients_pids)
-    psutil.cpu_percent()
-    time.sleep(seconds)
-    busy = psutil.cpu_percent() / 100.0
-    server_cpu = _cpu_seconds([server_pid]) - server_before
-    client_cpu = _cpu_seconds(clients_pids) - clients_before
-    tally = result()
-    requests = len(tally.latencies)
-    if not requests or tally.errors:
-        raise RuntimeError(f"{setup}: {requests} answered, {tally.errors} failed")
-    return CpuCell(
-        setup, requests / seconds, 1e3 * server_cpu / requests, 1e3 * client_cpu / requests, busy
-    )
 
 
 def py_spy_parts(
@@ -142,50 +88,7 @@ def py_spy_parts(
     return {part: counts[part] / total for part in (*(p for p, _ in PARTS), OTHER)}
 
 
-@contextlib.contextmanager
-def grpc_servers(model: str, workdir: Path) -> Iterator[dict[str, tuple[Target, int]]]:
-    """The floor, the embedded server and the batching server for ``model``: setup →
-    (load target, server pid)."""
-    from tfserve_nb import ModelConfig, export_model, serve
-    from tfserve_nb.config import render_config_file
-
-    spec = MODELS[model]
-    export_model(spec.build(), workdir / "models" / model, 1)
-    configs = [ModelConfig(model, str(workdir / "models" / model))]
-    (workdir / "models.config").write_text(render_config_file(configs))
-    (workdir / "batching.txt").write_text(BATCHING_PARAMETERS)
-    batching = ["--enable_batching", f"--batching_parameters_file={workdir / 'batching.txt'}"]
-    stops: list[Callable[[], None]] = []
-    try:
-        floor = start_module(
-            "bench.floor_server",
-            [f"--model_config_file={workdir / 'models.config'}", "--ephemeral_ports"],
-            workdir,
-            "floor",
-        )
-        stops.append(floor.stop)
-        embedded = serve(configs, "embedded")
-        stops.append(embedded.stop)
-        batched = serve(configs, "embedded", extra_args=batching)
-        stops.append(batched.stop)
-
-        def port(server: Any) -> int:
-            return int(server.grpc_address.rsplit(":", 1)[1])
-
-        def pid(server: Any) -> int:
-            from tfserve_nb.backends.embedded import EmbeddedProcess
-
-            assert isinstance(server.process, EmbeddedProcess)
-            return server.process.pid
-
-        yield {
-            "transport floor, gRPC": (grpc_target(spec, floor.ports["grpc_port"]), floor.popen.pid),
-            "embedded, gRPC": (grpc_target(spec, port(embedded)), pid(embedded)),
-            "embedded, gRPC, batching": (grpc_target(spec, port(batched)), pid(batched)),
-        }
-    finally:
-        for stop in reversed(stops):
-            stop()
+GRPC_SETUPS = (TRANSPORT_FLOOR_GRPC, EMBEDDED_GRPC, BATCHING_GRPC)
 
 
 def main() -> None:
@@ -193,31 +96,57 @@ def main() -> None:
     parser.add_argument("--model", default="digits", choices=sorted(MODELS))
     parser.add_argument("--clients", type=int, default=64)
     parser.add_argument("--seconds", type=float, default=6.0)
+    parser.add_argument(
+        "--batching", help="the model's BatchingParameters, as text (default: bench.models)"
+    )
+    parser.add_argument(
+        "--shared_batching", default=SHARED_BATCHING, help="the batch threads' parameters"
+    )
     parser.add_argument("--py-spy", action="store_true", help="sample the unbatched server")
     args = parser.parse_args()
     workdir = Path(tempfile.mkdtemp(prefix="tfserve-nb-profile-"))
+    plan = Plan("profile", (args.model,), (args.clients,), 1.0, args.seconds, 1, 1.0, 0, 1e9)
+    spec = MODELS[args.model]
+    if args.batching:
+        spec = dataclasses.replace(spec, batching=args.batching)
     load = LoadGenerator()
+    rows = []
     try:
-        with grpc_servers(args.model, workdir) as setups:
-            cells = [
-                measure_cpu(setup, target, pid, load, args.clients, args.seconds)
-                for setup, (target, pid) in setups.items()
-            ]
+        prepare(plan, workdir, lambda _: None)
+        (workdir / "models" / spec.name / "1" / PER_MODEL_BATCHING_FILE).write_text(spec.batching)
+        with servers(plan.models, workdir, False, args.shared_batching) as setups:
+            chosen = [s for s in setups if s.name in GRPC_SETUPS]
+            for setup in chosen:
+                for generator in GENERATORS:
+                    psutil.cpu_percent()
+                    measured = load_cells.measure(
+                        load, setup, spec, args.clients, generator, 1.0, args.seconds, workdir
+                    )
+                    rows.append((setup.name, generator, measured, psutil.cpu_percent() / 100))
             parts = None
             if args.py_spy:
-                target, pid = setups["embedded, gRPC"]
-                parts = py_spy_parts(pid, target, load, args.clients, args.seconds)
+                (embedded,) = (s for s in chosen if s.name == EMBEDDED_GRPC)
+                server_pid = embedded.pids(spec)[0]
+                parts = py_spy_parts(
+                    server_pid, embedded.target(spec), load, args.clients, args.seconds
+                )
     finally:
         load.close()
         shutil.rmtree(workdir, ignore_errors=True)
     cores = os.cpu_count() or 1
     print(f"### CPU per request, {args.model}, {args.clients} clients, {cores} cores\n")
-    print("| setup | req/s | server CPU ms/req | client CPU ms/req | CPU busy | ceiling req/s |")
-    print("|---|---|---|---|---|---|")
-    for c in cells:
+    shared = " ".join(args.shared_batching.split())
+    print(f"Batching: `{' '.join(spec.batching.split())}`, `{shared}`\n")
+    print("| setup | load | req/s | p50 ms | p99 ms | server CPU ms/req | client CPU ms/req "
+          "| batch | CPU busy | ceiling req/s |")  # fmt: skip
+    print("|---|---|---|---|---|---|---|---|---|---|")
+    for name, generator, m, busy in rows:
+        s = m.summary
+        ceiling = cores * 1000.0 / (m.server_cpu_ms + m.client_cpu_ms)
         print(
-            f"| {c.setup} | {c.rate:.0f} | {c.server_ms:.3f} | {c.client_ms:.3f} | "
-            f"{c.busy:.0%} | {c.ceiling:.0f} |"
+            f"| {name} | {generator} | {s.rate:.1f} | {s.p50_ms:.2f} | {s.p99_ms:.2f} | "
+            f"{m.server_cpu_ms:.3f} | {m.client_cpu_ms:.3f} | {m.batch_size:.1f} | {busy:.0%} | "
+            f"{ceiling:.0f} |"
         )
     if parts is not None:
         print(f"\n### What holds the unbatched server's interpreter lock ({args.model}, py-spy)\n")

@@ -11,6 +11,7 @@ import json
 import math
 import os
 import platform
+import statistics
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -50,23 +51,43 @@ def machine_facts() -> dict[str, Any]:
 
 
 @dataclass(frozen=True)
+class Round:
+    """One measurement of a load cell: the answers' summary, the CPU milliseconds per successful
+    request the server (``server_cpu_ms``) and the load generator (``client_cpu_ms``) spent in
+    the measured period, and the mean rows per batch the server's batching sessions ran then
+    (NaN: none ran)."""
+
+    summary: Summary
+    server_cpu_ms: float
+    client_cpu_ms: float
+    batch_size: float
+
+
+@dataclass(frozen=True)
 class LoadCell:
-    """One setup under closed-loop load: ``concurrency`` batch-1 clients on ``model``."""
+    """One setup under closed-loop load: ``concurrency`` batch-1 clients of ``generator``
+    (``python`` or ``native``) on ``model``, one :class:`Round` per round measured."""
 
     model: str
     setup: str
     concurrency: int
-    summary: Summary
+    generator: str
+    rounds: list[Round]
+
+    def median(self, value: Callable[[Round], float]) -> float:
+        return median([value(r) for r in self.rounds])
 
 
 @dataclass(frozen=True)
 class InProcessCall:
-    """The in-process limit: ``call`` (``signature`` or ``prepared``) at ``batch`` rows."""
+    """The in-process limit: ``call`` (``signature`` or ``prepared``) at ``batch`` rows, one
+    summary and CPU milliseconds per row (the process's, every thread) per round."""
 
     model: str
     call: str
     batch: int
-    summary: Summary
+    rounds: list[Summary]
+    cpu_ms_per_row: list[float]
 
 
 @dataclass(frozen=True)
@@ -80,6 +101,7 @@ class Lifecycle:
     switch_requests: int
     switch_failures: int
     switch_first_failure: str
+    switch_clients: int
     rss_one_version: int
     rss_two_versions: int
     rss_bare: int
@@ -91,116 +113,47 @@ class Results:
     measurement: str
     """How long each cell was measured, in words."""
     machine: dict[str, Any]
-    batching_parameters: str
+    batching: dict[str, str]
+    """The batching server's parameters: ``"shared"`` (its ``--batching_parameters_file``)
+    and each model's own."""
     seconds: float
     inprocess: list[InProcessCall]
     cells: list[LoadCell]
     lifecycle: Lifecycle
 
-    def cell(self, model: str, setup: str, concurrency: int) -> Summary | None:
+    def cell(self, model: str, setup: str, concurrency: int, generator: str) -> LoadCell | None:
         for c in self.cells:
-            if (c.model, c.setup, c.concurrency) == (model, setup, concurrency):
-                return c.summary
+            if (c.model, c.setup, c.concurrency, c.generator) == (
+                model,
+                setup,
+                concurrency,
+                generator,
+            ):
+                return c
         return None
 
-    def limit(self, model: str, call: str, batch: int) -> Summary | None:
+    def limit(self, model: str, call: str, batch: int) -> InProcessCall | None:
         for c in self.inprocess:
             if (c.model, c.call, c.batch) == (model, call, batch):
-                return c.summary
+                return c
         return None
 
     @property
     def models(self) -> list[str]:
         return list(dict.fromkeys(c.model for c in self.cells))
 
+    @property
+    def generators(self) -> list[str]:
+        return list(dict.fromkeys(c.generator for c in self.cells))
 
-@dataclass(frozen=True)
-class Target:
-    """One of issue 6's targets, as measured: ``value`` against ``bound``."""
-
-    name: str
-    value: float
-    bound: float
-    met: bool
-    detail: str
+    @property
+    def setups(self) -> list[str]:
+        return list(dict.fromkeys(c.setup for c in self.cells))
 
 
-def targets(results: Results) -> list[Target]:
-    """Issue 6's targets, from the ratios of this run."""
-    out = []
-
-    def add(name: str, value: float, bound: float, at_most: bool, detail: str) -> None:
-        met = not math.isnan(value) and (value <= bound if at_most else value >= bound)
-        out.append(Target(name, value, bound, met, detail))
-
-    for model in results.models:
-        grpc1 = results.cell(model, "embedded, gRPC", 1)
-        floor1 = results.cell(model, "transport floor, gRPC", 1)
-        limit1 = results.limit(model, "signature", 1)
-        rest1 = results.cell(model, "embedded, REST", 1)
-        if grpc1 and floor1 and limit1:
-            add(
-                f"{model}: gRPC batch-1 p50, c=1 ≤ 1.25 x (in-process + transport floor)",
-                grpc1.p50_ms / (limit1.p50_ms + floor1.p50_ms),
-                1.25,
-                True,
-                f"{grpc1.p50_ms:.3f} ms vs {limit1.p50_ms:.3f} + {floor1.p50_ms:.3f} ms",
-            )
-        top = max(c.concurrency for c in results.cells)
-        batched = results.cell(model, "embedded, gRPC, batching", top)
-        comparisons = (
-            ("transport floor, gRPC", 0.7),
-            ("embedded, gRPC", 2.0),
-            ("FastAPI + model.predict", 10.0),
-        )
-        for setup, factor in comparisons:
-            other = results.cell(model, setup, top)
-            name = f"{model}: {top} clients, batching ≥ {factor:g} x {setup} req/s"
-            if batched and other:
-                ratio = batched.rate / other.rate if other.rate else math.inf
-                detail = f"{batched.rate:.0f} vs {other.rate:.0f} req/s"
-                add(name, ratio, factor, False, detail)
-            else:
-                add(name, math.nan, factor, False, f"not measured at {top} clients in this run")
-        if rest1 and grpc1:
-            add(
-                f"{model}: REST row batch-1 p50 ≤ 1.5 x gRPC p50 (c=1)",
-                rest1.p50_ms / grpc1.p50_ms,
-                1.5,
-                True,
-                f"{rest1.p50_ms:.3f} vs {grpc1.p50_ms:.3f} ms",
-            )
-    life = results.lifecycle
-    add(
-        "switch with 1 s polling ≤ 1.5 s (slowest sample)",
-        max(life.switch_polling_s),
-        1.5,
-        True,
-        ", ".join(f"{s:.2f} s" for s in life.switch_polling_s),
-    )
-    add(
-        "switch with a triggered reload ≤ 0.5 s (slowest sample)",
-        max(life.switch_triggered_s),
-        0.5,
-        True,
-        ", ".join(f"{s:.2f} s" for s in life.switch_triggered_s),
-    )
-    add(
-        "failed requests during the switches (64 clients) = 0",
-        life.switch_failures,
-        0,
-        True,
-        f"{life.switch_failures} of {life.switch_requests}"
-        + (f": {life.switch_first_failure}" if life.switch_failures else ""),
-    )
-    add(
-        "memory, one version ≤ 1.3 x bare process",
-        life.rss_one_version / life.rss_bare,
-        1.3,
-        True,
-        f"{life.rss_one_version / 2**20:.0f} MiB vs {life.rss_bare / 2**20:.0f} MiB",
-    )
-    return out
+def median(values: list[float]) -> float:
+    """The median of ``values`` (NaN if none)."""
+    return statistics.median(values) if values else math.nan
 
 
 # ---- writing -------------------------------------------------------------------------------------
@@ -208,6 +161,17 @@ def targets(results: Results) -> list[Target]:
 
 def _ms(value: float) -> str:
     return "—" if math.isnan(value) else f"{value:.2f}"
+
+
+def _spread(values: list[float], digits: int = 0) -> str:
+    """``median [min-max]`` (just the value if there is one; — if none)."""
+    values = [v for v in values if not math.isnan(v)]
+    if not values:
+        return "—"
+    mid = f"{median(values):,.{digits}f}"
+    if len(values) == 1:
+        return mid
+    return f"{mid} [{min(values):,.{digits}f}-{max(values):,.{digits}f}]"
 
 
 def _table(header: list[str], rows: list[list[str]]) -> str:
@@ -233,10 +197,21 @@ def contention_note(machine: dict[str, Any]) -> str:
     return text
 
 
+GENERATOR_NAMES = {
+    "python": "Python clients (bench.loadgen, 2 worker processes)",
+    "native": "native: h2load (gRPC) / wrk (REST), one thread",
+}
+
+
 def markdown(results: Results, plot_name: str) -> str:
-    """``RESULTS.md``: machine, load table, in-process limit, lifecycle, targets."""
+    """``RESULTS.md``: machine, targets, load table, in-process limit, lifecycle."""
+    from bench.targets import targets
+
     m = results.machine
     versions = ", ".join(f"{k} {v}" for k, v in m["versions"].items())
+    batching = "; ".join(
+        f"{name}: `{' '.join(text.split())}`" for name, text in results.batching.items()
+    )
     parts = [
         f"# tfserve-nb benchmark ({results.mode})",
         "",
@@ -247,49 +222,47 @@ def markdown(results: Results, plot_name: str) -> str:
         "",
         "Closed-loop clients (each sends its next request when the last is answered), batch-1 "
         f"requests, in separate processes; everything on 127.0.0.1. {results.measurement} "
-        f"Batching parameters: `{' '.join(results.batching_parameters.split())}`.",
+        "Every figure is the median over the rounds, with [min-max]. "
+        f"Batching parameters: {batching}.",
         "",
         f"![performance]({plot_name})",
         "",
-        "## At a glance",
+        "## Targets",
+        "",
+        "Each target is computed in every round from that round's measurements; *met* means "
+        "met in its worst round.",
+        "",
+        targets_table(targets(results)),
+        "",
+        "## At a glance (requests/s)",
         "",
         glance_table(results),
         "",
         "## Under load",
         "",
-        _table(
-            ["model", "setup", "clients", "p50 ms", "p99 ms", "req/s", "failed"],
-            [
-                [
-                    c.model,
-                    c.setup,
-                    str(c.concurrency),
-                    _ms(c.summary.p50_ms),
-                    _ms(c.summary.p99_ms),
-                    f"{c.summary.rate:.0f}",
-                    str(c.summary.errors),
-                ]
-                for c in results.cells
-            ],
-        ),
+        "CPU per request: CPU seconds (user + system) of the setup's server processes, and of "
+        "the load generator, in the measured period, over the requests answered. Batch: mean "
+        "rows per batch the server's batching sessions ran.",
+        "",
+        load_table(results),
         "",
         "## The limit: the SavedModel signature called in-process",
         "",
         "`signature`: `signature(**{name: tf.constant(x)})` and `.numpy()`, as a user writes it; "
         "`prepared`: the server's call (`SavedModelServable.run`: a session callable per "
-        "signature, fed and fetched by tensor name).",
+        "signature, fed and fetched by tensor name). One thread, a bare process.",
         "",
         _table(
-            ["model", "call", "batch", "p50 ms", "p99 ms", "calls/s", "rows/s"],
+            ["model", "call", "batch", "p50 ms", "calls/s", "rows/s", "CPU ms/row"],
             [
                 [
                     c.model,
                     c.call,
                     str(c.batch),
-                    _ms(c.summary.p50_ms),
-                    _ms(c.summary.p99_ms),
-                    f"{c.summary.rate:.0f}",
-                    f"{c.summary.rate * c.batch:.0f}",
+                    _spread([s.p50_ms for s in c.rounds], 3),
+                    _spread([s.rate for s in c.rounds]),
+                    _spread([s.rate * c.batch for s in c.rounds]),
+                    _spread(c.cpu_ms_per_row, 3),
                 ]
                 for c in results.inprocess
             ],
@@ -299,39 +272,63 @@ def markdown(results: Results, plot_name: str) -> str:
         "",
         lifecycle_table(results.lifecycle),
         "",
-        "## Targets (issue 6)",
-        "",
-        targets_table(targets(results)),
-        "",
     ]
     return "\n".join(parts)
 
 
 def glance_table(results: Results) -> str:
-    """p50 latency at the lowest concurrency and requests/s at each, per model and setup, with
-    the in-process limit (one thread) on top."""
+    """Requests/s at each concurrency, per model, setup and load generator."""
     concurrencies = sorted({c.concurrency for c in results.cells})
-    low = concurrencies[0]
-    header = ["model", "setup", f"p50 ms, {low} client"] + [
-        f"req/s, {c} client{'s' if c > 1 else ''}" for c in concurrencies
+    header = ["model", "setup", "load"] + [
+        f"{c} client{'s' if c > 1 else ''}" for c in concurrencies
     ]
     rows = []
     for model in results.models:
-        limit = results.limit(model, "signature", 1)
-        if limit:
-            rows.append(
-                [model, "in-process signature call, batch 1", _ms(limit.p50_ms)]
-                + [f"{limit.rate:.0f} (one thread)"]
-                + ["" for _ in concurrencies[1:]]
-            )
-        for setup in SETUP_STYLES:
-            first = results.cell(model, setup, low)
-            rates = [results.cell(model, setup, c) for c in concurrencies]
-            rows.append(
-                [model, setup, _ms(first.p50_ms) if first else "—"]
-                + [f"{r.rate:.0f}" if r else "—" for r in rates]
-            )
+        for setup in results.setups:
+            for generator in results.generators:
+                cells = [results.cell(model, setup, c, generator) for c in concurrencies]
+                if not any(cells):
+                    continue
+                rows.append(
+                    [model, setup, generator]
+                    + [_spread([r.summary.rate for r in c.rounds]) if c else "—" for c in cells]
+                )
     return _table(header, rows)
+
+
+def load_table(results: Results) -> str:
+    return _table(
+        [
+            "model",
+            "setup",
+            "load",
+            "clients",
+            "req/s",
+            "p50 ms",
+            "p99 ms",
+            "server CPU ms/req",
+            "client CPU ms/req",
+            "batch",
+            "failed",
+        ],
+        [
+            [
+                c.model,
+                c.setup,
+                c.generator,
+                str(c.concurrency),
+                _spread([r.summary.rate for r in c.rounds]),
+                _spread([r.summary.p50_ms for r in c.rounds], 2),
+                _spread([r.summary.p99_ms for r in c.rounds], 2),
+                _spread([r.server_cpu_ms for r in c.rounds], 3),
+                _spread([r.client_cpu_ms for r in c.rounds], 3),
+                _spread([r.batch_size for r in c.rounds], 1),
+                str(sum(r.summary.errors for r in c.rounds))
+                + next((f" ({r.summary.first_error})" for r in c.rounds if r.summary.errors), ""),
+            ]
+            for c in results.cells
+        ],
+    )
 
 
 def lifecycle_table(life: Lifecycle) -> str:
@@ -349,7 +346,7 @@ def lifecycle_table(life: Lifecycle) -> str:
                 ", ".join(f"{s:.2f} s" for s in life.switch_triggered_s),
             ],
             [
-                "failed requests during the switches, 64 gRPC clients",
+                f"failed requests during the switches, {life.switch_clients} gRPC clients",
                 f"{life.switch_failures} of {life.switch_requests}",
             ],
             ["resident memory, one version loaded", f"{life.rss_one_version / mib:.0f} MiB"],
@@ -362,11 +359,22 @@ def lifecycle_table(life: Lifecycle) -> str:
     )
 
 
-def targets_table(found: list[Target]) -> str:
+def targets_table(found: list[Any]) -> str:
+    """The targets (:class:`bench.targets.Target`): min / median / max over the rounds."""
+
+    def cell(value: float) -> str:
+        return "—" if math.isnan(value) else f"{value:.2f}"
+
     return _table(
-        ["target", "measured", "bound", "met", "from"],
+        ["target", "min", "median", "max", "bound", "met", "from"],
         [
-            [t.name, _ms(t.value), f"{t.bound:g}", "yes" if t.met else "**no**", t.detail]
+            [
+                t.name,
+                *(cell(v) for v in t.spread),
+                f"{t.bound:g}",
+                "yes" if t.met else "**no**",
+                t.detail,
+            ]
             for t in found
         ],
     )
@@ -379,43 +387,63 @@ SETUP_STYLES = {
     "embedded, gRPC, batching": ("#2ca02c", "-"),
     "embedded, REST": ("#ff7f0e", "-"),
     "FastAPI + model.predict": ("#d62728", "-"),
+    "MLflow scoring server": ("#9467bd", "-"),
 }
 
 
 def plot(results: Results, path: Path) -> None:
-    """Requests/s and p50 latency against clients, one row per model, log scales; the
-    in-process limit (one thread, batch 1) as a dotted line."""
+    """Per model (a row): requests/s with each load generator, and p50 latency with the Python
+    clients, against clients, log scales; medians over the rounds with min-max bars, and the
+    in-process limit (batch 1, one thread) as a dotted line."""
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    models = results.models
-    fig, axes = plt.subplots(len(models), 2, figsize=(11, 4 * len(models)), squeeze=False)
+    models, generators = results.models, results.generators
+    panels = [(g, "requests/s") for g in generators] + [(generators[0], "p50 latency (ms)")]
+    fig, axes = plt.subplots(
+        len(models), len(panels), figsize=(5.5 * len(panels), 4 * len(models)), squeeze=False
+    )
     for row, model in zip(axes, models, strict=True):
-        for setup, (color, style) in SETUP_STYLES.items():
-            cells = [c for c in results.cells if c.model == model and c.setup == setup]
-            x = [c.concurrency for c in cells]
-            row[0].plot(x, [c.summary.rate for c in cells], style, color=color, marker="o")
-            row[1].plot(
-                x, [c.summary.p50_ms for c in cells], style, color=color, marker="o", label=setup
-            )
         limit = results.limit(model, "signature", 1)
-        if limit:
-            row[0].axhline(limit.rate, color="black", linestyle=":", label="in-process, batch 1")
-            row[1].axhline(limit.p50_ms, color="black", linestyle=":", label="in-process, batch 1")
-        for ax, title in zip(row, ("requests/s", "p50 latency (ms)"), strict=True):
+        for ax, (generator, title) in zip(row, panels, strict=True):
+            for setup in results.setups:
+                color, style = SETUP_STYLES[setup]
+                cells = [
+                    c
+                    for c in results.cells
+                    if (c.model, c.setup, c.generator) == (model, setup, generator)
+                ]
+                if not cells:
+                    continue
+
+                def value(r: Round, title: str = title) -> float:
+                    return r.summary.rate if title == "requests/s" else r.summary.p50_ms
+
+                mid = [c.median(value) for c in cells]
+                low = [m - min(value(r) for r in c.rounds) for m, c in zip(mid, cells, strict=True)]
+                high = [
+                    max(value(r) for r in c.rounds) - m for m, c in zip(mid, cells, strict=True)
+                ]
+                ax.errorbar(
+                    [c.concurrency for c in cells], mid, yerr=[low, high], fmt=style,
+                    color=color, marker="o", capsize=3, label=setup,
+                )  # fmt: skip
+            if limit:
+                one = median([s.rate if title == "requests/s" else s.p50_ms for s in limit.rounds])
+                ax.axhline(one, color="black", linestyle=":", label="in-process, batch 1")
             ax.set_xscale("log", base=2)
             ax.set_yscale("log")
             ax.set_xticks(sorted({c.concurrency for c in results.cells}))
             ax.get_xaxis().set_major_formatter(matplotlib.ticker.ScalarFormatter())
             ax.set_xlabel("closed-loop clients")
-            ax.set_title(f"{model}: {title}")
+            ax.set_title(f"{model}: {title}, {generator} load", fontsize=10)
             ax.grid(True, which="both", alpha=0.3)
-    axes[0][1].legend(fontsize=8)
+    axes[0][-1].legend(fontsize=7)
     fig.suptitle(f"tfserve-nb, {results.machine['cpu']}, {results.machine['date']}", fontsize=10)
     fig.tight_layout()
-    fig.savefig(path, dpi=110)
+    fig.savefig(path, dpi=100)
     plt.close(fig)
 
 

@@ -340,7 +340,7 @@ def export_models(root: Path) -> list[Any]:
 @contextlib.contextmanager
 def server(config: Path, workdir: Path, label: str, path: str = "fast") -> Iterator[Any]:
     """The server of ``path`` (:data:`SERVERS`) serving ``config``, stopped on exit."""
-    from bench.run import start_module
+    from bench.setups import start_module
 
     process = start_module(
         SERVERS[path], [f"--model_config_file={config}", "--ephemeral_ports"], workdir, label

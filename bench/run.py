@@ -1,79 +1,38 @@
 """Every measurement of the benchmark, in one run, on one machine; see :mod:`bench`.
 
 :func:`run` prepares the models, measures the version lifecycle on a digits server of its own,
-measures the in-process limit in bare processes, then starts the servers compared under load
-side by side, checks each one's answers once and loads each in turn. It returns the
-:class:`~bench.report.Results` that :mod:`bench.report` writes out.
+then starts the servers compared under load side by side (:mod:`bench.setups`), checks each
+one's answers once, and measures in rounds: in each round, the in-process limit of every model
+in a bare process, then every load cell (:mod:`bench.load_cells`), the setups and load
+generators taking turns. It returns the :class:`~bench.report.Results` that
+:mod:`bench.report` writes out.
 """
 
 from __future__ import annotations
 
-import contextlib
 import json
-import multiprocessing
+import math
 import os
 import subprocess
 import sys
 import time
-import urllib.request
-from collections.abc import Callable, Iterator
-from concurrent.futures import Future, ThreadPoolExecutor
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import numpy as np
-
-from bench.loadgen import CLIENT_PROCESSES, Tally, Target, Window, run_clients, warm_up
-from bench.report import InProcessCall, Lifecycle, LoadCell, Results, machine_facts
-from bench.stats import Summary, summarize
-from tfserve_nb.processes import stop_process
-from tfserve_nb.waiting import wait_until
+from bench import load_cells, mlflow_peer
+from bench.load_cells import GENERATORS, LoadGenerator
+from bench.loadgen import Window
+from bench.models import MODELS, SHARED_BATCHING
+from bench.report import InProcessCall, Lifecycle, LoadCell, Results, Round, machine_facts
+from bench.setups import SETUP_NAMES, Setup, check_answers, grpc_target, servers
+from bench.stats import Summary
+from tfserve_nb.servables.saved_model import PER_MODEL_BATCHING_FILE
 
 ROOT = Path(__file__).resolve().parents[1]
 
-BATCHING_PARAMETERS = """\
-max_batch_size { value: 64 }
-batch_timeout_micros { value: 2000 }
-num_batch_threads { value: 2 }
-max_enqueued_batches { value: 100 }
-"""
-"""The batching server's parameters, after upstream's advice for CPUs (as many batch threads
-as cores, a large ``max_batch_size``, a timeout of 0 then 1-10 ms). Tried with 64 clients on
-two cores: a timeout of 0 keeps batches at two or three requests (a batch runs as soon as a
-thread is free, and requests arrive about every 0.5 ms), 2 ms gave the most requests/s, 5 ms
-fewer (the clients wait on the timeout); one batch thread did about as well as two."""
-
 SWITCH_CLIENTS = 64
-
-
-@dataclass(frozen=True)
-class ModelSpec:
-    """A benchmark model: its generator in ``tests/helpers/models.py`` and its one input."""
-
-    name: str
-    input: str
-    row_shape: tuple[int, ...]
-
-    def build(self) -> Any:
-        """The Keras model (deterministic: the generators are seeded)."""
-        from tests.helpers import models
-
-        if self.name == "digits":
-            return models.digits_classifier()[0]
-        if self.name == "mobilenet_v2":
-            return models.mobilenet_v2()
-        return models.image_cnn()
-
-    def example(self, rows: int = 1) -> np.ndarray:
-        return np.random.default_rng(0).random((rows, *self.row_shape), dtype=np.float32)
-
-
-MODELS = {
-    "digits": ModelSpec("digits", "pixels", (64,)),
-    "image_cnn": ModelSpec("image_cnn", "image", (28, 28, 1)),
-    "mobilenet_v2": ModelSpec("mobilenet_v2", "image", (128, 128, 3)),
-}
 
 
 @dataclass(frozen=True)
@@ -86,218 +45,84 @@ class Plan:
     warmup: float
     duration: float
     rounds: int
-    """Each cell is measured ``rounds`` times for ``duration``, the setups taking turns."""
+    """Every cell is measured once per round, the setups and generators taking turns."""
     inprocess_seconds: float
     switch_samples: int
     max_round: float
     """A cell whose clients need longer than this for one round of requests (estimated from
     the setup's latency at the lowest concurrency) is not measured."""
-    batched_rows: int = 64
+    peers: bool = False
+    """Measure MLflow's scoring server too (installing the ``peers`` extra if needed)."""
 
     def describe(self) -> str:
         return (
-            f"Each cell: {self.rounds} x {self.duration:g} s after a {self.warmup:g} s warmup, "
-            "the setups taking turns (slow ones: once, for two of their rounds of requests)."
+            f"{self.rounds} round(s); in each, every cell {self.duration:g} s after a "
+            f"{self.warmup:g} s warmup, the setups and load generators taking turns (slow "
+            "cells: in the first round only, for two of their rounds of requests)."
         )
 
-    @classmethod
-    def full(cls) -> Plan:
-        return cls("full", ("digits", "image_cnn"), (1, 8, 64), 0.5, 1.5, 3, 2.0, 3, 10.0)
+    def batch_sizes(self, model: str) -> tuple[int, ...]:
+        """The in-process limit's batch sizes: 1, and up to the model's ``max_batch_size``."""
+        top = MODELS[model].max_batch_size
+        return tuple(b for b in (1, 8, 16, 32, 64) if b <= top) if top > 32 else (1, 8, 16, top)
 
     @classmethod
-    def quick(cls) -> Plan:
-        return cls("quick", ("digits",), (1, 64), 0.25, 0.8, 1, 0.4, 1, 1.0)
+    def full(cls, peers: bool = False) -> Plan:
+        models = ("digits", "image_cnn", "mobilenet_v2")
+        return cls("full", models, (1, 8, 64), 0.5, 1.5, 3, 1.5, 3, 10.0, peers)
 
-
-SETUPS = (
-    "transport floor, gRPC",
-    "transport floor, REST",
-    "embedded, gRPC",
-    "embedded, gRPC, batching",
-    "embedded, REST",
-    "FastAPI + model.predict",
-)
-"""The setups compared under load, in table order."""
-
-
-# ---- processes the benchmark starts -------------------------------------------------------------
-
-
-@dataclass
-class Process:
-    """A server started as ``python -m <module>``, which wrote its ports to a file."""
-
-    popen: subprocess.Popen[bytes]
-    ports: dict[str, int]
-
-    def stop(self) -> None:
-        stop_process(self.popen, 10)
-
-
-def start_module(
-    module: str, args: list[str], workdir: Path, label: str, timeout: float = 180.0
-) -> Process:
-    """Run ``python -m module args --port_file=...`` (output to ``<label>.log``) and wait for
-    the port file."""
-    port_file = workdir / f"{label}.ports.json"
-    port_file.unlink(missing_ok=True)
-    log = workdir / f"{label}.log"
-    with open(log, "wb") as out:
-        popen = subprocess.Popen(
-            [sys.executable, "-m", module, *args, f"--port_file={port_file}"],
-            cwd=ROOT,
-            stdout=out,
-            stderr=subprocess.STDOUT,
-            stdin=subprocess.DEVNULL,
-            env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2"},
-        )
-
-    def not_started() -> RuntimeError:
-        return RuntimeError(f"{module} did not start:\n{log.read_text(errors='replace')}")
-
-    def reported() -> bool:
-        if port_file.exists():
-            return True
-        if popen.poll() is not None:
-            raise not_started()
-        return False
-
-    try:
-        wait_until(reported, timeout, timed_out=not_started, interval=0.05)
-    except RuntimeError:
-        popen.kill()
-        raise
-    return Process(popen, json.loads(port_file.read_text()))
-
-
-# ---- load ---------------------------------------------------------------------------------------
-
-
-class LoadGenerator:
-    """The client worker processes (:mod:`bench.loadgen`), kept for the whole run."""
-
-    def __init__(self) -> None:
-        self._pool = multiprocessing.get_context("spawn").Pool(CLIENT_PROCESSES)
-        self._pool.map(warm_up, [0.5] * CLIENT_PROCESSES, chunksize=1)
-
-    def close(self) -> None:
-        self._pool.terminate()
-        self._pool.join()
-
-    def start(self, target: Target, clients: int, window: Window) -> Callable[[], Tally]:
-        """Start ``clients`` closed-loop clients spread over the workers; returns a function
-        that waits for the window's end and gives the merged tally."""
-        shares = [
-            clients // CLIENT_PROCESSES + (i < clients % CLIENT_PROCESSES)
-            for i in range(CLIENT_PROCESSES)
-        ]
-        jobs = [self._pool.apply_async(run_clients, (target, n, window)) for n in shares if n]
-
-        def result() -> Tally:
-            tally = Tally()
-            for job in jobs:
-                tally.merge(job.get(timeout=max(0.0, window.end - time.time()) + 120))
-            return tally
-
-        return result
-
-    def measure(self, target: Target, clients: int, warmup: float, duration: float) -> Tally:
-        return self.start(target, clients, Window(time.time() + 0.2, warmup, duration))()
-
-
-def grpc_target(spec: ModelSpec, port: int) -> Target:
-    from tensorflow_serving.apis import predict_pb2
-
-    from tfserve_nb.protocol import tensor_proto
-
-    request = predict_pb2.PredictRequest()
-    request.model_spec.name = spec.name
-    request.inputs[spec.input].CopyFrom(tensor_proto.from_ndarray(spec.example()))
-    return Target("grpc", "127.0.0.1", port, request.SerializeToString())
-
-
-def rest_target(spec: ModelSpec, port: int, path: str) -> Target:
-    body = json.dumps({"instances": spec.example().tolist()}).encode()
-    return Target("http", "127.0.0.1", port, body, path)
-
-
-def _port(address: str) -> int:
-    return int(address.rsplit(":", 1)[1])
-
-
-# ---- answers ------------------------------------------------------------------------------------
-
-
-def answer(target: Target, spec: ModelSpec) -> np.ndarray:
-    """What the server behind ``target`` answers to ``spec``'s example (decoded)."""
-    if target.protocol == "grpc":
-        from tfserve_nb.client import ServingClient
-
-        client = ServingClient(f"{target.host}:{target.port}", model_name=spec.name)
-        try:
-            return np.asarray(client.predict(spec.example()))
-        finally:
-            client.close()
-    url = f"http://{target.host}:{target.port}{target.path}"
-    request = urllib.request.Request(url, target.payload, {"Content-Type": "application/json"})
-    with urllib.request.urlopen(request, timeout=60) as r:
-        return np.asarray(json.loads(r.read())["predictions"], np.float32)
-
-
-@dataclass(frozen=True)
-class Endpoint:
-    """A setup: its load target for a model; ``canned`` if it answers zeros (the floor)."""
-
-    target: Callable[[ModelSpec], Target]
-    canned: bool = False
-
-
-def check_answers(endpoints: dict[str, Endpoint], expected: dict[str, np.ndarray]) -> None:
-    """Every setup answers every model's example like the Keras model (zeros for the floor)."""
-    for setup, endpoint in endpoints.items():
-        for name, want in expected.items():
-            got = answer(endpoint.target(MODELS[name]), MODELS[name])
-            reference = np.zeros_like(want) if endpoint.canned else want
-            if got.shape != want.shape or not np.allclose(got, reference, rtol=1e-4, atol=1e-6):
-                raise AssertionError(f"{setup} answered {got} for {name}; expected {reference}")
+    @classmethod
+    def quick(cls, peers: bool = False) -> Plan:
+        return cls("quick", ("digits",), (1, 64), 0.25, 0.8, 1, 0.4, 1, 1.0, peers)
 
 
 # ---- the run ------------------------------------------------------------------------------------
 
 
-def run(plan: Plan, workdir: Path, say: Callable[[str], None]) -> Results:
-    """Measure everything ``plan`` asks for; models, logs and servers' files go in ``workdir``."""
+def prepare(plan: Plan, workdir: Path, say: Callable[[str], None]) -> dict[str, Any]:
+    """Build every model of ``plan`` and write what the servers read under ``workdir``:
+    ``models/<name>/1`` (with the model's ``batching_params.pbtxt``), ``<name>.keras`` and,
+    for peers, ``<name>.mlflow``. Returns the Keras models."""
     from tfserve_nb import export_model
 
-    started = time.monotonic()
-    machine = machine_facts()
-    say(f"{machine['cpu']}, {machine['cores']} cores, {machine['ram_gb']} GB RAM")
-    keras_models, expected = {}, {}
+    if plan.peers:
+        mlflow_peer.ensure_installed(say)
+    built = {}
     for name in plan.models:
         spec = MODELS[name]
         say(f"building {name}, exporting version 1")
-        model = keras_models[name] = spec.build()
-        export_model(model, workdir / "models" / name, 1)
+        model = built[name] = spec.build()
+        version = export_model(model, workdir / "models" / name, 1)
+        (Path(version.path) / PER_MODEL_BATCHING_FILE).write_text(spec.batching)
         model.save(workdir / f"{name}.keras")
-        expected[name] = model.predict(spec.example(), verbose=0)
+        if plan.peers:
+            mlflow_peer.save(model, workdir / f"{name}.mlflow", spec.example())
+    return built
 
+
+def run(plan: Plan, workdir: Path, say: Callable[[str], None]) -> Results:
+    """Measure everything ``plan`` asks for; models, logs and servers' files go in ``workdir``."""
+    started = time.monotonic()
+    machine = machine_facts()
+    say(f"{machine['cpu']}, {machine['cores']} cores, {machine['ram_gb']} GB RAM")
+    keras_models = prepare(plan, workdir, say)
+    expected = {n: m.predict(MODELS[n].example(), verbose=0) for n, m in keras_models.items()}
     load = LoadGenerator()
     try:
-        say("in-process limit, in bare processes")
-        inprocess = [c for name in plan.models for c in measure_inprocess(plan, workdir, name)]
+        with servers(plan.models, workdir, plan.peers) as setups:
+            check_answers(setups, expected)
+            inprocess, cells = measure_rounds(plan, setups, load, workdir, say)
         say("version lifecycle and memory (digits, on a server of its own)")
         lifecycle = measure_lifecycle(plan, workdir, keras_models["digits"], load, say)
-        with servers(plan, workdir) as endpoints:
-            check_answers(endpoints, expected)
-            cells = measure_load(plan, endpoints, load, say)
     finally:
         load.close()
     machine["load_after"] = os.getloadavg()[0]
+    batching = {"shared": SHARED_BATCHING} | {n: MODELS[n].batching for n in plan.models}
     return Results(
         plan.mode,
         plan.describe(),
         machine,
-        BATCHING_PARAMETERS,
+        batching,
         time.monotonic() - started,
         inprocess,
         cells,
@@ -305,59 +130,82 @@ def run(plan: Plan, workdir: Path, say: Callable[[str], None]) -> Results:
     )
 
 
-def measure_load(
-    plan: Plan, endpoints: dict[str, Endpoint], load: LoadGenerator, say: Callable[[str], None]
-) -> list[LoadCell]:
-    """Every (model, setup, clients) cell. The setups take turns, ``plan.rounds`` times, so
-    that load from elsewhere on the machine falls on all of them alike. A setup whose clients
-    need longer than ``plan.duration / 2`` for one round of requests (estimated from its
-    latency at the lowest concurrency) is measured once, in steady state: its warmup is one
-    round, its measurement two; past ``plan.max_round`` it is not measured."""
-    cells = []
-    for name in plan.models:
-        targets = {setup: endpoints[setup].target(MODELS[name]) for setup in SETUPS}
-        lowest: dict[str, Summary] = {}
-        for clients in plan.concurrencies:
-            tallies = {setup: Tally() for setup in SETUPS}
-            seconds = dict.fromkeys(SETUPS, 0.0)
-            for turn in range(plan.rounds):
-                for setup in SETUPS:
-                    one_round = clients * lowest[setup].p50_ms / 1e3 if setup in lowest else 0
-                    slow = one_round > plan.duration / 2
-                    if one_round > plan.max_round or (slow and turn > 0):
-                        continue
-                    duration = max(plan.duration, 2 * one_round)
-                    warmup = max(plan.warmup, one_round)
-                    tallies[setup].merge(load.measure(targets[setup], clients, warmup, duration))
-                    seconds[setup] += duration
-            for setup in SETUPS:
-                if not seconds[setup]:
-                    say(f"{name:9} {setup:25} {clients:3} clients: not measured (too slow)")
-                    continue
-                tally = tallies[setup]
-                summary = summarize(
-                    tally.latencies, seconds[setup], tally.errors, tally.first_error
-                )
-                lowest.setdefault(setup, summary)
-                cells.append(LoadCell(name, setup, clients, summary))
-                say(
-                    f"{name:9} {setup:25} {clients:3} clients: p50 {summary.p50_ms:7.2f} ms, "
-                    f"p99 {summary.p99_ms:7.2f} ms, {summary.rate:6.0f} req/s"
-                    + (f", {summary.errors} failed" if summary.errors else "")
-                )
-    cells.sort(key=lambda c: (plan.models.index(c.model), SETUPS.index(c.setup), c.concurrency))
-    return cells
+def measure_rounds(
+    plan: Plan,
+    setups: list[Setup],
+    load: LoadGenerator,
+    workdir: Path,
+    say: Callable[[str], None],
+) -> tuple[list[InProcessCall], list[LoadCell]]:
+    """``plan.rounds`` rounds of every in-process call and every load cell, interleaved, so
+    that load from elsewhere on the machine falls on all of them alike. A (setup, generator)
+    whose clients need longer than ``plan.duration / 2`` for one round of requests (estimated
+    from its latency at the lowest concurrency, in the first round) is measured in the first
+    round only, in steady state: its warmup is one round of requests, its measurement two;
+    past ``plan.max_round`` it is not measured."""
+    inprocess: dict[tuple[str, str, int], InProcessCall] = {}
+    rounds: dict[tuple[str, str, int, str], list[Round]] = {}
+    lowest: dict[tuple[str, str, str], float] = {}
+    for turn in range(plan.rounds):
+        say(f"round {turn + 1} of {plan.rounds}")
+        for name in plan.models:
+            for call in measure_inprocess(plan, workdir, name):
+                kept = inprocess.setdefault((name, call.call, call.batch), call)
+                if kept is not call:
+                    kept.rounds.extend(call.rounds)
+                    kept.cpu_ms_per_row.extend(call.cpu_ms_per_row)
+            spec = MODELS[name]
+            for clients in plan.concurrencies:
+                for setup in setups:
+                    for generator in GENERATORS:
+                        p50 = lowest.get((name, setup.name, generator), 0.0)
+                        one_round = clients * p50 / 1e3
+                        slow = one_round > plan.duration / 2
+                        if one_round > plan.max_round or (slow and turn > 0):
+                            continue
+                        duration = max(plan.duration, 2 * one_round)
+                        warmup = max(plan.warmup, one_round)
+                        measured = load_cells.measure(
+                            load, setup, spec, clients, generator, warmup, duration, workdir
+                        )
+                        lowest.setdefault((name, setup.name, generator), measured.summary.p50_ms)
+                        rounds.setdefault((name, setup.name, clients, generator), []).append(
+                            measured
+                        )
+                        say(_line(name, setup.name, clients, generator, measured))
+    cells = [LoadCell(*key, found) for key, found in rounds.items()]
+    cells.sort(
+        key=lambda c: (
+            plan.models.index(c.model),
+            SETUP_NAMES.index(c.setup),
+            c.concurrency,
+            GENERATORS.index(c.generator),
+        )
+    )
+    return list(inprocess.values()), cells
+
+
+def _line(name: str, setup: str, clients: int, generator: str, measured: Round) -> str:
+    s = measured.summary
+    return (
+        f"{name:12} {setup:25} {generator:6} {clients:3} clients: p50 {s.p50_ms:7.2f} ms, "
+        f"{s.rate:7.1f} req/s, server {measured.server_cpu_ms:6.3f} ms CPU/req"
+        + ("" if math.isnan(measured.batch_size) else f", batch {measured.batch_size:.1f}")
+        + (f", {s.errors} failed: {s.first_error[:200]}" if s.errors else "")
+    )
 
 
 def measure_inprocess(plan: Plan, workdir: Path, name: str) -> list[InProcessCall]:
-    """The limit, in a bare process (:mod:`bench.inprocess`); its memory is kept for digits."""
+    """The limit, in a bare process (:mod:`bench.inprocess`), one round; its memory is kept
+    for the lifecycle's comparison."""
+    batches = ",".join(str(b) for b in plan.batch_sizes(name))
     done = subprocess.run(
         [
             sys.executable,
             "-m",
             "bench.inprocess",
             f"--saved_model={workdir / 'models' / name / '1'}",
-            f"--batches=1,{plan.batched_rows}",
+            f"--batches={batches}",
             f"--seconds={plan.inprocess_seconds}",
         ],
         cwd=ROOT,
@@ -369,7 +217,8 @@ def measure_inprocess(plan: Plan, workdir: Path, name: str) -> list[InProcessCal
     report = json.loads(done.stdout)
     (workdir / f"{name}.bare_rss").write_text(str(report["rss_bytes"]))
     return [
-        InProcessCall(name, c["call"], c["batch"], Summary(**c["summary"])) for c in report["calls"]
+        InProcessCall(name, c["call"], c["batch"], [Summary(**c["summary"])], [c["cpu_ms_per_row"]])
+        for c in report["calls"]
     ]
 
 
@@ -403,7 +252,7 @@ def measure_lifecycle(
         for _ in range(20):
             server.predict(x)
         rss_one = _rss(server)
-        target = grpc_target(spec, _port(server.grpc_address))
+        target = grpc_target(spec, int(server.grpc_address.rsplit(":", 1)[1]))
         switches: dict[bool, list[float]] = {False: [], True: []}
         requests = failures = 0
         first_failure = ""
@@ -446,82 +295,8 @@ def measure_lifecycle(
         requests,
         failures,
         first_failure,
+        SWITCH_CLIENTS,
         rss_one,
         rss_two,
         int((workdir / "digits.bare_rss").read_text()),
     )
-
-
-@contextlib.contextmanager
-def servers(plan: Plan, workdir: Path) -> Iterator[dict[str, Endpoint]]:
-    """The servers compared under load, started side by side and stopped on exit: the
-    embedded server with and without batching, the transport floor, one FastAPI app per
-    model. Yields an :class:`Endpoint` per setup."""
-    from tfserve_nb import ModelConfig, serve
-    from tfserve_nb.config import render_config_file
-
-    configs = [ModelConfig(n, str(workdir / "models" / n)) for n in plan.models]
-    config_file = workdir / "models.config"
-    config_file.write_text(render_config_file(configs))
-    batching_file = workdir / "batching.txt"
-    batching_file.write_text(BATCHING_PARAMETERS)
-    batching_flags = ["--enable_batching", f"--batching_parameters_file={batching_file}"]
-    with ThreadPoolExecutor(len(plan.models) + 3) as pool:
-        starts: dict[str, Future[Any]] = {
-            "embedded": pool.submit(serve, configs, "embedded"),
-            "batching": pool.submit(serve, configs, "embedded", extra_args=batching_flags),
-            "floor": pool.submit(
-                start_module,
-                "bench.floor_server",
-                [f"--model_config_file={config_file}", "--ephemeral_ports"],
-                workdir,
-                "floor",
-            ),
-            **{
-                f"fastapi-{n}": pool.submit(
-                    start_module,
-                    "bench.fastapi_app",
-                    [f"--keras_model={workdir / f'{n}.keras'}"],
-                    workdir,
-                    f"fastapi-{n}",
-                )
-                for n in plan.models
-            },
-        }
-        started: dict[str, Any] = {}
-        failure: Exception | None = None
-        for key, future in starts.items():  # wait for every start, so that all are stopped
-            try:
-                started[key] = future.result()
-            except Exception as exc:
-                failure = failure or exc
-        try:
-            if failure is not None:
-                raise failure
-            yield endpoints(started)
-        finally:
-            list(pool.map(lambda server: server.stop(), started.values()))
-
-
-def endpoints(started: dict[str, Any]) -> dict[str, Endpoint]:
-    """The setups, on the servers :func:`servers` started."""
-    embedded, batching, floor = started["embedded"], started["batching"], started["floor"]
-
-    def ours(server_port: int) -> Callable[[ModelSpec], Target]:
-        return lambda s: rest_target(s, server_port, f"/v1/models/{s.name}:predict")
-
-    def fastapi(s: ModelSpec) -> Target:
-        return rest_target(s, started[f"fastapi-{s.name}"].ports["rest_port"], "/predict")
-
-    return {
-        "transport floor, gRPC": Endpoint(
-            lambda s: grpc_target(s, floor.ports["grpc_port"]), canned=True
-        ),
-        "transport floor, REST": Endpoint(ours(floor.ports["rest_port"]), canned=True),
-        "embedded, gRPC": Endpoint(lambda s: grpc_target(s, _port(embedded.grpc_address))),
-        "embedded, gRPC, batching": Endpoint(
-            lambda s: grpc_target(s, _port(batching.grpc_address))
-        ),
-        "embedded, REST": Endpoint(ours(_port(embedded.rest_url))),
-        "FastAPI + model.predict": Endpoint(fastapi),
-    }

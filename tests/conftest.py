@@ -49,11 +49,13 @@ below asks for ``model_cache``; ``testdata`` is the upstream suite's)."""
 
 SERVER_MODULES = (
     "backends/test_local.py",
+    "backends/test_standby.py",
     "bench/test_bench.py",
     "bench/test_native_load.py",
     "bench/test_mlflow_peer.py",
     "model_server/test_batching_server.py",
     "model_server/test_conformance_",  # every conformance suite
+    "model_server/test_embedded_imports.py",
     "model_server/test_monitoring.py",
     "model_server/test_server_process.py",
     "reliability/",

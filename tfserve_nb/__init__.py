@@ -14,7 +14,9 @@ first use, so ``import tfserve_nb`` is instant.
 
 from __future__ import annotations
 
+import functools
 import importlib
+from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 from .version import __version__
@@ -57,7 +59,6 @@ __all__ = [
 ]
 
 _LAZY = {
-    "export_model": "tfserve_nb.export",
     "ExportedModel": "tfserve_nb.export",
     "ClassifySignature": "tfserve_nb.export",
     "RegressSignature": "tfserve_nb.export",
@@ -119,7 +120,26 @@ if TYPE_CHECKING:
     from .widgets import Dashboard, SwitchOutcome, dashboard
 
 
+def _export_model() -> Callable[..., Any]:
+    """:func:`tfserve_nb.export.export_model` (its signature and docstring), which first has the
+    embedded backend start its standby child (:mod:`tfserve_nb.backends.standby`: TensorFlow and
+    the model server imported while the export runs, so that a ``serve()`` after it need not
+    wait for them; ``TFSERVE_NB_STANDBY=0`` turns it off)."""
+    from .backends.embedded import EmbeddedBackend
+    from .export import export_model
+
+    @functools.wraps(export_model)
+    def export_model_with_standby(*args: Any, **kwargs: Any) -> Any:
+        EmbeddedBackend().prepare_standby()
+        return export_model(*args, **kwargs)
+
+    return export_model_with_standby
+
+
 def __getattr__(name: str) -> Any:
+    if name == "export_model":
+        wrapped = globals()[name] = _export_model()  # built once
+        return wrapped
     module = _LAZY.get(name)
     if module is None:
         raise AttributeError(f"module 'tfserve_nb' has no attribute {name!r}")

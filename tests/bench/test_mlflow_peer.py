@@ -14,7 +14,8 @@ import numpy as np
 import pytest
 
 from bench import mlflow_peer
-from bench.run import ModelSpec, answer, rest_target
+from bench.models import ModelSpec
+from bench.setups import answer, rest_target
 from tests.helpers import models
 from tfserve_nb.processes import process_alive
 

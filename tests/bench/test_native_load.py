@@ -10,8 +10,10 @@ from collections.abc import Callable, Iterator
 import pytest
 
 from bench.loadgen import Target
-from bench.native_load import PROMETHEUS_CONFIG, NativeRun, h2load_grpc, ok_counter, wrk_rest
-from bench.run import ModelSpec, Process, grpc_target, rest_target, start_module
+from bench.models import ModelSpec
+from bench.native_load import NativeRun, h2load_grpc, wrk_rest
+from bench.server_metrics import PROMETHEUS_CONFIG, ok_counter
+from bench.setups import Process, grpc_target, rest_target, start_module
 from tfserve_nb.config import ModelConfig, render_config_file
 
 HALF_PLUS_TWO = ModelSpec("hp2", "x", (1,))

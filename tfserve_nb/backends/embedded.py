@@ -7,6 +7,10 @@ its standard input, a pipe from us, closes — so a kernel restart, a crash or `
 notebook never leaves an orphan server behind, even when the notebook forked children
 (``multiprocessing`` workers) that keep the pipe open. Its work folder goes with ``stop``; one
 that a killed notebook left behind goes with the next ``start``.
+
+A start hands its flags to the standby child that :meth:`EmbeddedBackend.prepare_standby` started
+(``tfserve_nb.export_model`` does), when one fits: the same server, without waiting for
+TensorFlow's import (see :mod:`.standby`); else it starts a cold child.
 """
 
 from __future__ import annotations
@@ -15,16 +19,28 @@ import importlib.util
 import json
 import os
 import sys
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 
 from ..config import ModelConfig
 from ..errors import BackendUnavailableError
+from . import standby
 from .base import Backend
 from .child_process import ChildProcess, ChildServerProcess
 from .progress import ProgressCallback
 from .startup import wait_for_start, write_config_file
 from .workdir import make_work_dir
+
+PORT_FILE_NAME = "ports.json"
+"""The ``--port_file`` in a server's work folder."""
+
+
+def _server_env() -> dict[str, str]:
+    """The server child's environment: this process's, with unbuffered output and TensorFlow's
+    C++ INFO messages off unless ``TF_CPP_MIN_LOG_LEVEL`` says otherwise."""
+    env = {**os.environ, "PYTHONUNBUFFERED": "1"}
+    env.setdefault("TF_CPP_MIN_LOG_LEVEL", "1")
+    return env
 
 
 class EmbeddedProcess(ChildServerProcess):
@@ -64,6 +80,16 @@ class EmbeddedBackend(Backend):
         self.python = python
         self.bind_address = bind_address
 
+    def prepare_standby(self) -> None:
+        """Start a standby child that imports the server ahead of this backend's next
+        :meth:`start` (see :mod:`.standby`; off with ``TFSERVE_NB_STANDBY=0``), if this backend
+        can run at all. Returns at once; the child imports in the background."""
+        try:
+            self.check_available()
+        except BackendUnavailableError:
+            return
+        standby.prepare(self.python, _server_env())
+
     def check_available(self) -> None:
         for module in ("tensorflow", "grpc", "tensorflow_serving"):
             if importlib.util.find_spec(module) is None:
@@ -82,24 +108,22 @@ class EmbeddedBackend(Backend):
         progress: ProgressCallback | None = None,
     ) -> EmbeddedProcess:
         self.check_available()
-        workdir = make_work_dir()
-        config_path = write_config_file(models, workdir)
-        port_file = workdir / "ports.json"
-        command = [
-            self.python,
-            "-m",
-            "tfserve_nb.model_server",
-            f"--model_config_file={config_path}",
-            "--ephemeral_ports",
-            f"--port_file={port_file}",
-            "--exit_on_stdin_eof",
-            f"--parent_pid={os.getpid()}",
-            f"--bind_address={self.bind_address}",
-            *extra_args,
-        ]
-        env = {**os.environ, "PYTHONUNBUFFERED": "1"}
-        env.setdefault("TF_CPP_MIN_LOG_LEVEL", "1")
-        child = ChildProcess.start(command, workdir, env=env, stdin_pipe=True, new_session=True)
+
+        def flags_for(workdir: Path) -> list[str]:
+            return [
+                f"--model_config_file={write_config_file(models, workdir)}",
+                "--ephemeral_ports",
+                f"--port_file={workdir / PORT_FILE_NAME}",
+                "--exit_on_stdin_eof",
+                f"--parent_pid={os.getpid()}",
+                f"--bind_address={self.bind_address}",
+                *extra_args,
+            ]
+
+        env = _server_env()
+        child = standby.run_server(self.python, env, flags_for) or self._start_cold(env, flags_for)
+        standby.note_server(child)
+        port_file = child.workdir / PORT_FILE_NAME
         try:
             wait_for_start(
                 port_file.exists,
@@ -123,3 +147,11 @@ class EmbeddedBackend(Backend):
             child.stop(grace=0)
             raise
         return EmbeddedProcess(child, self.bind_address, ports["grpc_port"], ports["rest_port"])
+
+    def _start_cold(
+        self, env: dict[str, str], flags_for: Callable[[Path], Sequence[str]]
+    ) -> ChildProcess:
+        """``python -m tfserve_nb.model_server`` with ``flags_for(its new work folder)``."""
+        workdir = make_work_dir()
+        command = [self.python, "-m", "tfserve_nb.model_server", *flags_for(workdir)]
+        return ChildProcess.start(command, workdir, env=env, stdin_pipe=True, new_session=True)

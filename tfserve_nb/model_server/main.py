@@ -43,6 +43,7 @@ from ..errors import ConfigError
 from ..version import __version__
 from .grpc.channel_arguments import ChannelArgumentsError, parse_grpc_channel_arguments
 from .shutdown import Shutdown
+from .tensorflow_import import import_tensorflow
 
 log = logging.getLogger("tfserve_nb.model_server")
 
@@ -324,7 +325,8 @@ def _write_port_file(path: str, grpc_port: int, rest_port: int) -> None:
     os.replace(tmp, path)
 
 
-def _configure_logging() -> None:
+def configure_logging() -> None:
+    """The server's log format on standard error, INFO and up (once per process)."""
     logging.basicConfig(
         level=logging.INFO,
         stream=sys.stderr,
@@ -339,11 +341,23 @@ def _startup_failure(code: str, message: str) -> int:
     return 255
 
 
-def run(argv: Sequence[str] | None = None) -> int:
+def load_server_modules() -> None:
+    """Import what serving needs, TensorFlow first (without the Keras it would import eagerly,
+    see :mod:`.tensorflow_import`). :func:`run` calls it once the flags are checked; a standby
+    child (:mod:`tfserve_nb.backends.standby`) calls it before its flags arrive."""
+    import_tensorflow()
+    from . import server  # noqa: F401  (the front-ends, the core, the servables)
+
+
+def run(argv: Sequence[str] | None = None, shutdown: Shutdown | None = None) -> int:
     """Run the server until SIGTERM/SIGINT (or stdin EOF with ``--exit_on_stdin_eof``, the
-    parent gone with ``--parent_pid``)."""
+    parent gone with ``--parent_pid``).
+
+    ``shutdown``: the :class:`Shutdown` to use, when the process armed one before its flags
+    came (a standby child, whose ties to its parent hold while it waits); default a new one.
+    """
     flags = build_parser().parse_args(argv)
-    _configure_logging()
+    configure_logging()
     try:
         check_flags(flags)
         configs = read_model_configs(flags)
@@ -355,12 +369,13 @@ def run(argv: Sequence[str] | None = None) -> int:
         return _startup_failure(exc.code.name, exc.message)
     # Armed before the heavy imports and the models load: a signal or a parent that dies while
     # we wait for AVAILABLE (a slow load, a base path with no version yet) must end us.
-    shutdown = Shutdown()
+    shutdown = shutdown or Shutdown()
     shutdown.install_signal_handlers()
     if flags.parent_pid:
         shutdown.watch_parent(flags.parent_pid)
     if flags.exit_on_stdin_eof:
         shutdown.watch_stdin()
+    load_server_modules()
     from .grpc.services import GrpcBindError
     from .server import Server
 

@@ -64,6 +64,7 @@ class Shutdown:
         self._started = threading.Event()
         self._stopped = threading.Event()
         self._reason = ""
+        self._watched_parents: set[int] = set()
 
     # ---- what asks for the stop ----------------------------------------------------------
 
@@ -77,7 +78,11 @@ class Shutdown:
         threading.Thread(target=self._read_stdin, name="stdin-eof", daemon=True).start()
 
     def watch_parent(self, pid: int) -> None:
-        """Stop when process ``pid`` is gone (``--parent_pid``); at once if it already is."""
+        """Stop when process ``pid`` is gone (``--parent_pid``); at once if it already is.
+        Watching a pid this object already watches does nothing."""
+        if pid in self._watched_parents:
+            return
+        self._watched_parents.add(pid)
         token = process_start_token(pid)
         is_parent = os.getppid() == pid
 
@@ -127,8 +132,11 @@ class Shutdown:
         self.request(name, 128 + signum)
 
     def _read_stdin(self) -> None:
+        # Unbuffered reads of the descriptor: a thread blocked in a read of the buffered
+        # sys.stdin holds its lock, and the interpreter's exit then aborts ("could not acquire
+        # lock for <_io.BufferedReader name='<stdin>'> at interpreter shutdown").
         try:
-            while sys.stdin.buffer.read(4096):
+            while os.read(sys.stdin.fileno(), 4096):
                 pass
         except (OSError, ValueError):
             pass
