@@ -17,6 +17,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from bench import setups
 from bench.stats import Summary
 
 
@@ -381,13 +382,13 @@ def targets_table(found: list[Any]) -> str:
 
 
 SETUP_STYLES = {
-    "transport floor, gRPC": ("#888888", "--"),
-    "transport floor, REST": ("#bbbbbb", "--"),
-    "embedded, gRPC": ("#1f77b4", "-"),
-    "embedded, gRPC, batching": ("#2ca02c", "-"),
-    "embedded, REST": ("#ff7f0e", "-"),
-    "FastAPI + model.predict": ("#d62728", "-"),
-    "MLflow scoring server": ("#9467bd", "-"),
+    setups.TRANSPORT_FLOOR_GRPC: ("#888888", "--"),
+    setups.TRANSPORT_FLOOR_REST: ("#bbbbbb", "--"),
+    setups.EMBEDDED_GRPC: ("#1f77b4", "-"),
+    setups.BATCHING_GRPC: ("#2ca02c", "-"),
+    setups.EMBEDDED_REST: ("#ff7f0e", "-"),
+    setups.FASTAPI: ("#d62728", "-"),
+    setups.MLFLOW: ("#9467bd", "-"),
 }
 
 

@@ -20,14 +20,19 @@ from dataclasses import dataclass
 
 from bench.models import MODELS
 from bench.report import Lifecycle, Results, Round, median
+from bench.setups import (
+    BATCHING_GRPC,
+    EMBEDDED_GRPC,
+    EMBEDDED_REST,
+    FASTAPI,
+    TRANSPORT_FLOOR_GRPC,
+)
 from bench.stats import Summary
 
 GENERATOR_LABELS = {"python": "Python clients", "native": "h2load/wrk"}
 
 COMPUTE_BOUND = ("mobilenet_v2",)
 """Models judged against the in-process batched limit rather than the transport floor."""
-
-BATCHING = "embedded, gRPC, batching"
 
 
 @dataclass(frozen=True)
@@ -115,16 +120,16 @@ def _model_targets(found: _Found, results: Results, model: str, generator: str) 
 
     by = f"{model}, {GENERATOR_LABELS[generator]}"
     limit1 = _best_limit(results, model, 1)
-    grpc1 = rounds("embedded, gRPC", low)
+    grpc1 = rounds(EMBEDDED_GRPC, low)
     found.add(
         f"{by}: gRPC batch-1 p50, c={low} ≤ 1.25 x (in-process + transport floor)",
         1.25,
         True,
-        [grpc1, rounds("transport floor, gRPC", low), limit1],
+        [grpc1, rounds(TRANSPORT_FLOOR_GRPC, low), limit1],
         lambda g, f, s: g.summary.p50_ms / (s.p50_ms + f.summary.p50_ms),
         lambda g, f, s: f"{g.summary.p50_ms:.3f} ms vs {s.p50_ms:.3f} + {f.summary.p50_ms:.3f} ms",
     )
-    batched = rounds(BATCHING, top)
+    batched = rounds(BATCHING_GRPC, top)
     if model in COMPUTE_BOUND:
         batch = MODELS[model].max_batch_size
         limit = _best_limit(results, model, batch)
@@ -132,7 +137,7 @@ def _model_targets(found: _Found, results: Results, model: str, generator: str) 
             f"{by}: {top} clients, batching ≥ 0.8 x in-process rows/s at batch {batch}",
             0.8,
             False,
-            [batched, rounds("embedded, gRPC", top), limit],
+            [batched, rounds(EMBEDDED_GRPC, top), limit],
             lambda b, u, s: b.summary.rate / (s.rate * batch),
             lambda b, u, s: (
                 f"{b.summary.rate:.1f} req/s vs {s.rate * batch:.1f} rows/s; p99 "
@@ -142,7 +147,7 @@ def _model_targets(found: _Found, results: Results, model: str, generator: str) 
             ),
         )
         return
-    for setup, factor in (("transport floor, gRPC", 0.7), ("FastAPI + model.predict", 10.0)):
+    for setup, factor in ((TRANSPORT_FLOOR_GRPC, 0.7), (FASTAPI, 10.0)):
         found.add(
             f"{by}: {top} clients, batching ≥ {factor:g} x {setup} req/s",
             factor,
@@ -155,7 +160,7 @@ def _model_targets(found: _Found, results: Results, model: str, generator: str) 
         f"{by}: REST row batch-1 p50 ≤ 1.5 x gRPC p50 (c={low})",
         1.5,
         True,
-        [rounds("embedded, REST", low), grpc1],
+        [rounds(EMBEDDED_REST, low), grpc1],
         lambda r, g: r.summary.p50_ms / g.summary.p50_ms,
         lambda r, g: f"{r.summary.p50_ms:.3f} vs {g.summary.p50_ms:.3f} ms",
     )
