@@ -65,6 +65,7 @@ SERVER_MODULES = (
     "upstream/",
     "widgets/test_dashboard.py",
     "widgets/test_kernels.py",
+    "widgets/test_protocol_by_hand.py",
 )
 """Path prefixes, relative to ``tests/``, of the modules whose tests start model server processes
 (embedded, local binary, ``tfserve-nb model-server``) or notebook kernels."""

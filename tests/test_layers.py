@@ -47,6 +47,7 @@ FLOORS: dict[str, int] = {
     # 4: talking to one
     "client": 4,
     "handle": 4,
+    "by_hand": 4,
     "request_inputs": 4,
     "rollout": 4,
     "traffic.split": 4,
@@ -60,6 +61,7 @@ FLOORS: dict[str, int] = {
     "widgets": 6,
     "demo": 6,
     "cli": 6,
+    "exercise": 6,
     "": 6,
 }
 """The floor of each part of the package, by module path below ``tfserve_nb`` (the longest

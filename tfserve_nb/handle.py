@@ -17,6 +17,7 @@ from typing import Any
 import numpy as np
 
 from .backends.base import Backend, ServerProcess
+from .by_hand import ConfigReload, config_reload
 from .client import ServingClient
 from .config import ModelConfig, validate
 from .core.servable_id import local_versions
@@ -293,26 +294,29 @@ class ModelServer:
 
     def reload_config(
         self, configs: Sequence[ModelConfig], *, timeout: float | None = None
-    ) -> None:
-        """Send ``configs`` as the server's whole config (``HandleReloadConfigRequest``)."""
+    ) -> ConfigReload:
+        """Send ``configs`` as the server's whole config (``HandleReloadConfigRequest``); return
+        what was sent and how to send it by hand (:class:`~tfserve_nb.by_hand.ConfigReload`)."""
         configs = validate(configs)
         with self._lock:
-            self._send_config(configs, timeout)
+            return self._send_config(configs, timeout)
 
-    def _send_config(self, configs: Sequence[ModelConfig], timeout: float | None) -> None:
+    def _send_config(self, configs: Sequence[ModelConfig], timeout: float | None) -> ConfigReload:
         """Reload the server with ``configs`` and record them; the caller holds ``_lock``."""
-        self.client.reload_config([self.process.server_model(m) for m in configs], timeout=timeout)
+        sent = [self.process.server_model(m) for m in configs]
+        self.client.reload_config(sent, timeout=timeout)
         self._models = {m.name: m for m in configs}
+        return config_reload(sent, self.grpc_address, served=configs)
 
     def _update(
         self,
         model_name: str | None,
         check: Callable[[ModelConfig], object] | None = None,
         **changes: Any,
-    ) -> ModelConfig:
+    ) -> tuple[ModelConfig, ConfigReload]:
         """Check the model's config with ``check`` (which raises to refuse the change), change
         ``changes`` in it and reload, all under ``_lock`` (so a concurrent change can neither be
-        lost nor slip past the check); return the model's new config."""
+        lost nor slip past the check); return the model's new config and the reload sent."""
         with self._lock:
             name = model_name or self.model_name
             if name not in self._models:
@@ -320,11 +324,11 @@ class ModelServer:
             if check is not None:
                 check(self._models[name])
             updated = dataclasses.replace(self._models[name], **changes)
-            self._send_config(
+            sent = self._send_config(
                 validate([updated if m.name == name else m for m in self._models.values()]),
                 None,
             )
-        return updated
+        return updated, sent
 
     def set_version_policy(
         self,
@@ -333,10 +337,11 @@ class ModelServer:
         model_name: str | None = None,
         wait: bool = True,
         timeout: float = 60.0,
-    ) -> None:
+    ) -> ConfigReload:
         """Serve the versions ``policy`` selects: ``"latest"``, ``Latest(2)``, ``"all"``,
         a version (pin it) or a list of versions. With ``wait``, return once the pinned
-        versions (or the newest one) are AVAILABLE.
+        versions (or the newest one) are AVAILABLE. Returns the reload sent, with how to send
+        it by hand (:class:`~tfserve_nb.by_hand.ConfigReload`).
 
         A change that would unload a version a label points at (which the server would accept,
         and then answer ``NOT_FOUND`` for the label) raises :class:`ConfigError` naming the
@@ -353,14 +358,15 @@ class ModelServer:
                 check_pin(version_policy.versions, disk)
             check_version_policy(current, version_policy, disk)
 
-        updated = self._update(model_name, check, version_policy=version_policy)
+        updated, sent = self._update(model_name, check, version_policy=version_policy)
         if not wait:
-            return
+            return sent
         if isinstance(updated.version_policy, Specific):
             for version in updated.version_policy.versions:
                 self.wait_until_available(version, model_name=updated.name, timeout=timeout)
         else:
             self.wait_until_newest_available(model_name=updated.name, timeout=timeout)
+        return sent
 
     def wait_until_newest_available(
         self, *, model_name: str | None = None, timeout: float = 60.0
@@ -385,8 +391,11 @@ class ModelServer:
 
         return wait_until(newest_available, timeout, timed_out=timed_out)
 
-    def set_labels(self, labels: Mapping[str, int], *, model_name: str | None = None) -> None:
-        """Make ``labels`` (e.g. ``{"stable": 1, "canary": 2}``) the model's version labels.
+    def set_labels(
+        self, labels: Mapping[str, int], *, model_name: str | None = None
+    ) -> ConfigReload:
+        """Make ``labels`` (e.g. ``{"stable": 1, "canary": 2}``) the model's version labels and
+        return the reload sent (:class:`~tfserve_nb.by_hand.ConfigReload`).
         TF Serving only lets a label point at an AVAILABLE version; a refused move raises
         ServingError (FAILED_PRECONDITION) and leaves the labels as they were.
 
@@ -403,7 +412,7 @@ class ModelServer:
                 lambda: available_versions(self.status(model_name=current.name)),
             )
 
-        self._update(model_name, check, labels=dict(labels))
+        return self._update(model_name, check, labels=dict(labels))[1]
 
     # ---- lifecycle ---------------------------------------------------------------------------
 

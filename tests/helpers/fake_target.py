@@ -18,6 +18,7 @@ from typing import Any
 
 import numpy as np
 
+from tfserve_nb.by_hand import ConfigReload, StatusCall, config_reload, status_call
 from tfserve_nb.config import ModelConfig
 from tfserve_nb.core.version_policy import Specific, VersionPolicy
 from tfserve_nb.errors import ServingError
@@ -30,7 +31,8 @@ class FakeTarget:
     """One model, ``digits``, with versions ``disk`` on disk, version 1 pinned, no labels.
 
     Version ``v`` answers every example with ``v`` (output ``y``, shape ``(n, 1)``).
-    ``calls`` records the protocol calls that change something (``set_policy``, ``set_labels``).
+    ``calls`` records the protocol calls that change something (``set_policy``, ``set_labels``,
+    ``reload``).
     """
 
     model_name = "digits"
@@ -109,14 +111,30 @@ class FakeTarget:
     def input_spec(self) -> InputSpec | None:
         return InputSpec("x", "float32", (None, 4))
 
-    def set_policy(self, policy: VersionPolicy) -> None:
+    def status_call(self) -> StatusCall | None:
+        statuses = self.status()
+        answer = {
+            "model_version_status": [
+                {"version": str(s.version), "state": s.state, "status": {"error_code": "OK"}}
+                for s in statuses
+            ]
+        }
+        return None if self.rest_url is None else status_call(self.rest_url, "digits", answer)
+
+    def set_policy(self, policy: VersionPolicy) -> ConfigReload:
         self._check_alive()
         self.calls.append(("set_policy", policy))
         with self._lock:
             self._config = dataclasses.replace(self._config, version_policy=policy)
             self._available |= self._kept()  # loaded at once; unloads wait for settle()
+            return config_reload([self._config], self.grpc_address)
 
-    def set_labels(self, labels: Mapping[str, int]) -> None:
+    def reload(self) -> ConfigReload:
+        self._check_alive()
+        self.calls.append(("reload", None))
+        return config_reload([self._config], self.grpc_address)
+
+    def set_labels(self, labels: Mapping[str, int]) -> ConfigReload:
         self._check_alive()
         check_labels(self._config, labels, self.disk_versions(), lambda: self._available)
         with self._lock:
@@ -129,6 +147,7 @@ class FakeTarget:
                     )
             self.calls.append(("set_labels", dict(labels)))
             self._config = dataclasses.replace(self._config, labels=dict(labels))
+            return config_reload([self._config], self.grpc_address)
 
     def wait_settled(self, expected: Iterable[int] | None, timeout: float) -> list[Any]:
         self.settle()

@@ -32,11 +32,13 @@ from typing import Any, Protocol, runtime_checkable
 
 import numpy as np
 
+from ..by_hand import ConfigReload, StatusCall, config_reload, status_call
 from ..config import ModelConfig
 from ..core.servable_id import local_versions
 from ..core.servable_state import ManagerState
 from ..core.version_policy import VersionPolicy
 from ..errors import ConfigError, InvalidArgumentError, ServerTimeoutError, serving_error
+from ..protocol.rest_paths import model_path
 from ..responses import VersionStatus, available_versions
 from ..waiting import wait_until
 
@@ -98,9 +100,13 @@ class Target(Protocol):
 
     def input_spec(self) -> InputSpec | None: ...
 
-    def set_policy(self, policy: VersionPolicy) -> None: ...
+    def status_call(self) -> StatusCall | None: ...
 
-    def set_labels(self, labels: Mapping[str, int]) -> None: ...
+    def set_policy(self, policy: VersionPolicy) -> ConfigReload: ...
+
+    def set_labels(self, labels: Mapping[str, int]) -> ConfigReload: ...
+
+    def reload(self) -> ConfigReload: ...
 
     def wait_settled(self, expected: Iterable[int] | None, timeout: float) -> list[Any]: ...
 
@@ -211,31 +217,51 @@ class ServingTarget:
             signature_name=signature.key,
         )
 
-    def set_policy(self, policy: VersionPolicy) -> None:
-        """Reload the config with ``policy`` for this model (``HandleReloadConfigRequest``). A
+    def status_call(self) -> StatusCall | None:
+        """``GET /v1/models/NAME`` over REST, as a :class:`~tfserve_nb.by_hand.StatusCall` (the
+        ``curl`` line and the JSON answer); ``None`` without a REST address."""
+        url = self.rest_url
+        if url is None:
+            return None
+        return status_call(
+            url, self.model_name, self._client.rest("GET", model_path(self.model_name))
+        )
+
+    def set_policy(self, policy: VersionPolicy) -> ConfigReload:
+        """Reload the config with ``policy`` for this model (``HandleReloadConfigRequest``) and
+        return what was sent (:class:`~tfserve_nb.by_hand.ConfigReload`). A
         handle raises :class:`~tfserve_nb.errors.ConfigError` for a change that would strand a
         label (:func:`tfserve_nb.rollout.check_version_policy`) or pin a version not on disk
         (:func:`tfserve_nb.rollout.check_pin`); a read-only target (a bare client without
         ``configs=``) raises ``ConfigError`` and sends nothing."""
-        self._reload(version_policy=policy)
+        return self._reload(version_policy=policy)
 
-    def set_labels(self, labels: Mapping[str, int]) -> None:
-        """Reload the config with exactly ``labels`` for this model. Upstream refuses a label on
+    def set_labels(self, labels: Mapping[str, int]) -> ConfigReload:
+        """Reload the config with exactly ``labels`` for this model and return what was sent.
+        Upstream refuses a label on
         a version that is not AVAILABLE: :class:`ServingError` ``FAILED_PRECONDITION``; a handle
         raises :class:`~tfserve_nb.errors.ConfigError` for a label on a version the policy is
         unloading (:func:`tfserve_nb.rollout.check_labels`); a read-only target raises
         ``ConfigError`` and sends nothing."""
-        self._reload(labels=dict(labels))
+        return self._reload(labels=dict(labels))
 
-    def _reload(self, **change: Any) -> None:
+    def reload(self) -> ConfigReload:
+        """Send the current config unchanged (``HandleReloadConfigRequest``; the server re-reads
+        it and loads what its policy selects on disk now) and return what was sent; a read-only
+        target raises ``ConfigError`` and sends nothing."""
+        return self._reload()
+
+    def _reload(self, **change: Any) -> ConfigReload:
         if self._is_handle:
             if "version_policy" in change:
-                self.server.set_version_policy(
+                return self.server.set_version_policy(  # type: ignore[no-any-return]
                     change["version_policy"], model_name=self.model_name, wait=False
                 )
-            else:
-                self.server.set_labels(change["labels"], model_name=self.model_name)
-            return
+            if "labels" in change:
+                return self.server.set_labels(  # type: ignore[no-any-return]
+                    change["labels"], model_name=self.model_name
+                )
+            return self.server.reload_config(list(self.server.models.values()))  # type: ignore[no-any-return]
         with self._lock:
             current = self._configs.get(self.model_name)
             if current is None:
@@ -246,6 +272,7 @@ class ServingTarget:
             configs = {**self._configs, self.model_name: updated}
             self._client.reload_config(list(configs.values()))
             self._configs = configs
+            return config_reload(list(configs.values()), self.grpc_address)
 
     def wait_settled(self, expected: Iterable[int] | None, timeout: float) -> list[Any]:
         """Poll status until no version is START, LOADING or UNLOADING and the AVAILABLE set is

@@ -8,6 +8,7 @@ from typing import Any
 import ipywidgets as widgets
 import numpy as np
 
+from ..by_hand import StatusCall
 from ..config import ModelConfig
 from ..traffic.split import SplitLike
 from ._render import FG, esc
@@ -125,10 +126,16 @@ class Dashboard(widgets.VBox):
         (:meth:`TrafficPanel.wait_for_answers`)."""
         return self.traffic.wait_for_answers(version, count, timeout)
 
-    def refresh(self) -> None:
-        """Poll the server and predict with every served version now (blocks until done)."""
-        self.status.refresh()
+    def reload(self) -> SwitchOutcome:
+        """Send the current config again, unchanged (the "Reload config" button)."""
+        return self.switch.reload()
+
+    def refresh(self) -> StatusCall | None:
+        """Poll the server and predict with every served version now (blocks until done); return
+        the status read by hand (the status panel's "Refresh": :meth:`StatusPanel.refresh`)."""
+        call = self.status.refresh()
         self.predictions.refresh()
+        return call
 
     def close(self) -> None:
         """Stop polling and traffic, and close every widget of the dashboard."""

@@ -137,8 +137,10 @@ class PredictionPanel(Panel):
         self._served_changed()
 
     def refresh(self) -> None:
-        """Predict again with every served version now (blocks) and redraw the table."""
-        self.monitor.dispatcher.run(self._apply, self._fetch(self._key()))
+        """Predict again with every served version now (blocks) and redraw the table; without
+        ``examples`` there is nothing to predict, and nothing is sent."""
+        if self.examples is not None:
+            self.monitor.dispatcher.run(self._apply, self._fetch(self._key()))
 
     # ------------------------------------------------------------------ fetching
 

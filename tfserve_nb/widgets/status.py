@@ -5,9 +5,14 @@ from __future__ import annotations
 from typing import Any
 
 import ipywidgets as widgets
+import traitlets
 
+from ..by_hand import StatusCall
+from ..errors import TfServeNbError
+from ._code import code_blocks
 from ._panel import Panel
 from ._render import BAD, MUTED, STATE_COLOURS, esc, note, pill, table
+from .monitor import Snapshot
 
 
 class StatusPanel(Panel):
@@ -16,8 +21,13 @@ class StatusPanel(Panel):
     The versions table shows every known version, newest first, with its state (START, LOADING,
     AVAILABLE, UNLOADING, END), the labels pointing at it and its load error, if any. Versions
     present on disk that the version policy does not ask for are listed as "on disk". The table
-    follows the monitor's polls; the Refresh button (twin: :meth:`refresh`) polls at once.
+    follows the monitor's polls; the Refresh button (twin: :meth:`refresh`) polls at once and
+    shows the same status read by hand: ``curl .../v1/models/NAME`` and its JSON (``last_call``).
     """
+
+    last_call = traitlets.Any(
+        None, allow_none=True, help="StatusCall of the last refresh (None before one, or no REST)"
+    )
 
     def __init__(self, source: Any, **monitor_options: Any) -> None:
         super().__init__(source, "Server & versions", **monitor_options)
@@ -32,8 +42,13 @@ class StatusPanel(Panel):
         )
         self.refresh_button.on_click(lambda _: self._refresh_in_background())
         self.footer = widgets.HTML()
+        self.by_hand = widgets.HTML()
+        self.by_hand.add_class("tfnb-status-by-hand")
         self._set_body(
-            self.summary, self.versions_table, widgets.HBox([self.refresh_button, self.footer])
+            self.summary,
+            self.versions_table,
+            widgets.HBox([self.refresh_button, self.footer]),
+            self.by_hand,
         )
         self._watch(
             self._render,
@@ -41,14 +56,46 @@ class StatusPanel(Panel):
         )
         self._render()
 
-    def refresh(self) -> None:
-        """Poll the server now (blocks for one status call) and resume polling if it stopped."""
+    def refresh(self) -> StatusCall | None:
+        """Poll the server now (blocks for one status call), resume polling if it stopped, and
+        return the status read by hand (``GET /v1/models/NAME``: the ``curl`` line and its JSON;
+        ``None`` without a REST address or when that read fails, as the panel then says)."""
         self.monitor.refresh()
+        call = self._read_by_hand()
+        self.monitor.dispatcher.run(self._show_call, call)
+        return call
 
     def _refresh_in_background(self) -> None:
         monitor = self.monitor
-        monitor.runner.submit(monitor.fetch, monitor.apply)
+
+        def work() -> tuple[Snapshot, StatusCall | str | None]:
+            return monitor.fetch(), self._read_by_hand_or_why()
+
+        def done(result: tuple[Snapshot, StatusCall | str | None]) -> None:
+            monitor.apply(result[0])
+            self._show_call(result[1])
+
+        monitor.runner.submit(work, done)
         monitor.start()
+
+    def _read_by_hand(self) -> StatusCall | None:
+        call = self._read_by_hand_or_why()
+        return call if isinstance(call, StatusCall) else None
+
+    def _read_by_hand_or_why(self) -> StatusCall | str | None:
+        """The status read over REST, or why it failed (network I/O; any thread)."""
+        try:
+            return self.monitor.target.status_call()
+        except TfServeNbError as exc:
+            return f"GET /v1/models/{self.monitor.target.model_name} failed: {exc}"
+
+    def _show_call(self, call: StatusCall | str | None) -> None:
+        if isinstance(call, str):
+            self.last_call = None
+            self.by_hand.value = note(esc(call), BAD)
+            return
+        self.last_call = call
+        self.by_hand.value = "" if call is None else code_blocks(call.blocks(), open_first=2)
 
     def _render(self, _change: Any = None) -> None:
         monitor, target = self.monitor, self.monitor.target

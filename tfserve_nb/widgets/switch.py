@@ -23,6 +23,7 @@ from typing import Any
 import ipywidgets as widgets
 import traitlets
 
+from ..by_hand import ConfigReload, StatusCall
 from ..core.version_policy import Latest, Specific, VersionPolicy
 from ..errors import ConfigError, ServingError, TfServeNbError
 from ..responses import available_versions
@@ -34,6 +35,7 @@ from ..rollout import (
     join_versions,
     moved_labels,
 )
+from ._code import code_blocks
 from ._panel import Panel
 from ._render import BAD, FG, GOOD, MUTED, esc, note
 from .monitor import Snapshot
@@ -45,16 +47,31 @@ UNSET = -1
 @dataclass(frozen=True)
 class SwitchOutcome:
     """The result of one switch: ``ok``, what was asked (``action``), what happened in plain words
-    (``message``) and, for a refusal by the server, its code and text (``upstream``)."""
+    (``message``), for a refusal by the server its code and text (``upstream``), and the protocol
+    by hand: the ``HandleReloadConfigRequest`` sent with its Python, ``models.config`` and
+    ``docker run`` line (``reload``; ``None`` when nothing was sent) and the model's status read
+    afterwards as ``curl`` and JSON (``status``; ``None`` without REST or when it failed)."""
 
     ok: bool
     action: str
     message: str
     upstream: str = ""
+    reload: ConfigReload | None = None
+    status: StatusCall | None = None
 
     def __str__(self) -> str:
         head = f"{'done' if self.ok else 'refused'}: {self.action} — {self.message}"
-        return f"{head}\nserver said: {self.upstream}" if self.upstream else head
+        if self.upstream:
+            head += f"\nserver said: {self.upstream}"
+        return "\n\n".join(
+            [head, *(f"# {title}\n{text.rstrip()}" for title, text in self._blocks())]
+        )
+
+    def _blocks(self) -> list[tuple[str, str]]:
+        return [
+            *(self.reload.blocks() if self.reload else ()),
+            *(self.status.blocks() if self.status else ()),
+        ]
 
     def _repr_html_(self) -> str:
         return self.html()
@@ -72,15 +89,17 @@ class SwitchOutcome:
                 f'<div style="color:{MUTED};margin-top:2px">the server said: '
                 f"<code>{esc(self.upstream)}</code></div>"
             )
-        return text + "</div>"
+        return f'{text}<div class="tfnb-by-hand">{code_blocks(self._blocks())}</div></div>'
 
 
 class SwitchPanel(Panel):
     """Controls that change which versions are served and where labels point.
 
     Python twins (blocking; they return a :class:`SwitchOutcome` and never raise for a refusal):
-    :meth:`follow_latest`, :meth:`pin`, :meth:`move_label`. Buttons run the same code in a
-    background thread, so the kernel stays responsive while versions load.
+    :meth:`follow_latest`, :meth:`pin`, :meth:`move_label`, :meth:`reload`. Buttons run the same
+    code in a background thread, so the kernel stays responsive while versions load. Each outcome
+    shows the protocol it sent (:class:`~tfserve_nb.by_hand.ConfigReload`) and the status after
+    it (:class:`~tfserve_nb.by_hand.StatusCall`), ready to copy.
     """
 
     busy = traitlets.Bool(False, help="True while a switch runs in the background")
@@ -113,6 +132,13 @@ class SwitchPanel(Panel):
             tooltip="Serve the newest version on disk (version policy latest { num_versions: 1 })",
         )
         self.follow_button.on_click(lambda _: self._submit(self._follow_latest_work))
+        self.reload_button = widgets.Button(
+            description="Reload config",
+            icon="refresh",
+            layout=widgets.Layout(width="auto"),
+            tooltip="Send the current config again (HandleReloadConfigRequest, nothing changed)",
+        )
+        self.reload_button.on_click(lambda _: self._submit(self._reload_work))
         self.version_toggles = widgets.HBox(layout=widgets.Layout(flex_flow="row wrap"))
         self.pin_button = widgets.Button(
             description="Pin selected",
@@ -130,7 +156,7 @@ class SwitchPanel(Panel):
         self.message.add_class("tfnb-switch-message")
         self.label_names = tuple(label_names)
         self._set_body(
-            widgets.HBox([self.follow_button]),
+            widgets.HBox([self.follow_button, self.reload_button]),
             widgets.HTML(note("or pin versions:")),
             widgets.HBox([self.version_toggles, self.pin_button]),
             widgets.HTML(note("labels:")),
@@ -167,7 +193,24 @@ class SwitchPanel(Panel):
         (:func:`~tfserve_nb.rollout.check_labels`); the outcome explains either."""
         return self._run_now(self._move_label_work(label, version), False)
 
+    def reload(self) -> SwitchOutcome:
+        """Send the current config unchanged (``HandleReloadConfigRequest``): the server re-reads
+        it, as after an edit of ``--model_config_file``; nothing is waited for."""
+        return self._run_now(self._reload_work, False)
+
     # ------------------------------------------------------------------ work (background-safe)
+
+    def _reload_work(self, _wait: bool) -> tuple[SwitchOutcome, Snapshot]:
+        action = "reload the config"
+        if self.monitor.target.config() is None:
+            return self._refuse(action, _READ_ONLY)
+        try:
+            sent = self.monitor.target.reload()
+        except ServingError as exc:
+            return self._refuse(action, explain(exc), exc)
+        except TfServeNbError as exc:
+            return self._failed(action, exc)
+        return self._done_outcome(action, "Config sent again, unchanged.", sent)
 
     def _follow_latest_work(self, wait: bool) -> tuple[SwitchOutcome, Snapshot]:
         return self._change("follow the latest version", Latest(1), wait)
@@ -202,7 +245,7 @@ class SwitchPanel(Panel):
                     target.disk_versions(),
                     lambda: available_versions(target.status()),
                 )
-                target.set_labels(labels)
+                sent = target.set_labels(labels)
             except ConfigError as exc:
                 return self._refuse(action, str(exc))
             except ServingError as exc:
@@ -214,7 +257,7 @@ class SwitchPanel(Panel):
                 if version is not None
                 else f"Label {label} removed."
             )
-            return SwitchOutcome(True, action, done), self.monitor.fetch()
+            return self._done_outcome(action, done, sent)
 
         return work
 
@@ -230,7 +273,7 @@ class SwitchPanel(Panel):
         except ConfigError as exc:
             return self._refuse(action, str(exc))
         try:
-            target.set_policy(policy)
+            sent = target.set_policy(policy)
             if wait:
                 statuses = target.wait_settled(expected, self.wait_timeout)
                 served = sorted(s.version for s in statuses if s.state == "AVAILABLE")
@@ -243,16 +286,31 @@ class SwitchPanel(Panel):
             return self._refuse(action, explain(exc), exc)
         except TfServeNbError as exc:  # e.g. ServerTimeoutError while waiting for the versions
             return self._failed(action, exc)
-        return SwitchOutcome(True, action, done), self.monitor.fetch()
+        return self._done_outcome(action, done, sent)
+
+    def _done_outcome(
+        self, action: str, done: str, sent: ConfigReload
+    ) -> tuple[SwitchOutcome, Snapshot]:
+        outcome = SwitchOutcome(True, action, done, reload=sent, status=self._status_call())
+        return outcome, self.monitor.fetch()
 
     def _refuse(
         self, action: str, why: str, error: ServingError | None = None
     ) -> tuple[SwitchOutcome, Snapshot]:
         upstream = f"[{error.code}] {error.message}" if error is not None else ""
-        return SwitchOutcome(False, action, why, upstream), self.monitor.fetch()
+        outcome = SwitchOutcome(False, action, why, upstream, status=self._status_call())
+        return outcome, self.monitor.fetch()
 
     def _failed(self, action: str, error: Exception) -> tuple[SwitchOutcome, Snapshot]:
         return SwitchOutcome(False, action, f"{error}"), self.monitor.fetch()
+
+    def _status_call(self) -> StatusCall | None:
+        """The model's status by hand right after a switch; ``None`` if it cannot be read (the
+        outcome still stands: the status is for reading along)."""
+        try:
+            return self.monitor.target.status_call()
+        except TfServeNbError:
+            return None
 
     # ------------------------------------------------------------------ running
 
@@ -288,7 +346,12 @@ class SwitchPanel(Panel):
     @traitlets.observe("busy")
     def _sync_enabled(self, _change: Any = None) -> None:
         disabled = self.busy or not self.monitor.target.can_switch
-        buttons = [self.follow_button, self.pin_button, *self.move_buttons.values()]
+        buttons = [
+            self.follow_button,
+            self.reload_button,
+            self.pin_button,
+            *self.move_buttons.values(),
+        ]
         for button in buttons:
             button.disabled = disabled
         if not self.monitor.target.can_switch:

@@ -11,9 +11,10 @@ import numpy as np
 import traitlets
 
 from ..protocol.rest_paths import model_path
+from ._code import code_block
 from ._panel import Panel
 from ._picker import RequestTarget, TargetKey, TargetPicker
-from ._render import BORDER, MUTED, esc, note
+from ._render import note
 from ._target import InputSpec
 
 DEFAULT_SIGNATURE = "serving_default"
@@ -125,18 +126,9 @@ class TeachingPanel(Panel):
             self.curl = curl_command(
                 target.rest_url, target.model_name, request_target, example, spec.signature_name
             )
-            parts.append(self._block("REST (curl)", self.curl))
+            parts.append(code_block("REST (curl)", self.curl))
         self.python = grpc_snippet(
             target.grpc_address, target.model_name, request_target, example, spec
         )
-        parts.append(self._block("gRPC (Python)", self.python))
+        parts.append(code_block("gRPC (Python)", self.python))
         self.view.value = "".join(parts)
-
-    @staticmethod
-    def _block(title: str, code: str) -> str:
-        return (
-            f'<div style="color:{MUTED};font-size:12px;margin-top:6px">{esc(title)}</div>'
-            f'<pre style="user-select:text;white-space:pre-wrap;word-break:break-all;'
-            f"max-height:220px;overflow:auto;border:1px solid {BORDER};border-radius:4px;"
-            f'padding:6px;margin:2px 0;font-size:11px">{esc(code)}</pre>'
-        )
