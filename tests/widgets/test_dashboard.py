@@ -30,6 +30,7 @@ from tfserve_nb.errors import (
     TrafficStoppedError,
 )
 from tfserve_nb.widgets import Dashboard, SwitchPanel, dashboard
+from tfserve_nb.widgets._render import BAD, PALETTE
 
 pytestmark = pytest.mark.timeout(300)
 
@@ -307,6 +308,7 @@ def test_traffic_toggle_slider_and_target_through_a_promotion(
     assert traffic.succeeded == sum(traffic.answered.values())
     chart = traffic.chart.value
     assert chart.count("<svg") == 2 and "p95" in chart and ">v2</text>" in chart
+    assert PALETTE[0] in chart and PALETTE[1] in chart and BAD not in chart  # v1 then v2, no red
     assert "errors: <b>0</b>" in traffic.counters.value
 
 

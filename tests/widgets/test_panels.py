@@ -7,10 +7,13 @@ exact. The same panels against a real embedded server are in ``test_dashboard.py
 
 from __future__ import annotations
 
+import xml.etree.ElementTree as ET
 from collections.abc import Iterator
+from pathlib import Path
 
 import numpy as np
 import pytest
+from PIL import Image
 
 from tests.helpers.fake_target import FakeTarget
 from tests.helpers.waiting import wait_until
@@ -23,6 +26,7 @@ from tfserve_nb.widgets import (
     SwitchPanel,
     TrafficPanel,
 )
+from tfserve_nb.widgets._render import BAD, PALETTE
 
 pytestmark = pytest.mark.timeout(120)
 
@@ -199,7 +203,30 @@ def test_traffic_counts_are_shown_per_version(
     assert f"v1: <b>{traffic.answered[1]}</b>" in counters
     assert f"v2: <b>{traffic.answered[2]}</b>" in counters
     assert "split: label stable 75 % · label canary 25 %" in counters
-    assert "<svg" in traffic.chart.value
+    chart = traffic.chart.value  # v1 and v2 in their colours, errors (red) nowhere
+    assert chart.count("<svg") == 2 and PALETTE[0] in chart and PALETTE[1] in chart
+    assert BAD not in chart and ">v1</text>" in chart and ">v2</text>" in chart
+
+
+def test_traffic_charts_are_saved_as_svg_and_png(traffic: TrafficPanel, tmp_path: Path) -> None:
+    with pytest.raises(InvalidArgumentError, match=r"no traffic charted yet"):
+        traffic.save_chart(tmp_path / "chart.svg")
+    traffic.start_traffic(rate=100)
+    traffic.wait_for_answers(1, 5)
+    traffic.stop_traffic()
+    with pytest.raises(ValueError, match=r"'chart\.pdf'.* must end in \.svg or \.png"):
+        traffic.save_chart(tmp_path / "chart.pdf")
+
+    svg = traffic.save_chart(str(tmp_path / "chart.svg"))
+    assert svg == tmp_path / "chart.svg"
+    root = ET.parse(svg).getroot()
+    assert root.tag == "{http://www.w3.org/2000/svg}svg" and PALETTE[0] in svg.read_text()
+
+    png = traffic.save_chart(tmp_path / "chart.PNG")
+    with Image.open(png) as image:
+        assert image.format == "PNG" and image.width > 0 and image.height > 0
+        pixels = np.asarray(image.convert("RGB")).reshape(-1, 3)
+    assert (pixels == [int(PALETTE[0][i : i + 2], 16) for i in (1, 3, 5)]).all(axis=1).any()
 
 
 def test_traffic_errors_are_counted_and_the_last_one_shown(traffic: TrafficPanel) -> None:

@@ -18,7 +18,15 @@ from PIL import Image
 from tfserve_nb.errors import InvalidArgumentError
 from tfserve_nb.widgets._kernel import UiDispatcher
 from tfserve_nb.widgets._picker import RequestTarget, TargetKey
-from tfserve_nb.widgets._render import Series, image_shape_for, png_bytes, svg_chart, upscale
+from tfserve_nb.widgets._render import (
+    Chart,
+    Marker,
+    Series,
+    image_shape_for,
+    png_bytes,
+    svg_chart,
+    upscale,
+)
 from tfserve_nb.widgets.predictions import interpret
 from tfserve_nb.widgets.teaching import curl_command
 
@@ -78,23 +86,31 @@ def test_which_examples_are_images(shape: tuple[int, ...], image: tuple[int, ...
 # ------------------------------------------------------------------ charts
 
 
-def test_svg_chart_is_well_formed_with_gaps_bars_and_markers() -> None:
-    svg = svg_chart(
+def test_svg_chart_is_well_formed_with_gaps_stacked_bars_and_markers() -> None:
+    chart = Chart(
         [0.0, 1.0, 2.0, 3.0],
         [
             Series("p50", "#00f", [1.0, None, 3.0, 4.0]),
-            Series("errors", "#f00", [0, 2, 0, 1], bars=True),
+            Series("", "#00f", [2.0, None, 3.5, 4.5], dashed=True),
+            Series("ok", "#0f0", [0, 2, 1, 1], bars=True),
+            Series("errors", "#f00", [0, 2, 0, None], bars=True),
         ],
         title="latency",
         unit=" ms",
-        markers=[(2.0, "v2")],
+        markers=[Marker(2.0, "v2", "#fa0")],
         span=60,
     )
+    svg = svg_chart(chart)
     root = ET.fromstring(svg)
     tags = [element.tag.split("}")[1] for element in root.iter()]
-    assert tags.count("polyline") == 1 and tags.count("circle") == 1  # 1.0 is alone: a dot
-    assert tags.count("rect") == 2 + 2  # two legend boxes, two non-zero bars
+    assert tags.count("polyline") == 2 and tags.count("circle") == 2  # 1.0 and 2.0 alone: dots
+    assert tags.count("rect") == 3 + 4  # three legend boxes (not the unnamed series), four bars
     assert ">v2</text>" in svg and "-60 s" in svg and "5 ms" in svg  # y axis up to 5
+    assert (
+        chart.y_max() == 5 and Chart([0.0], [Series("", "#f00", [3], bars=True)], "").y_max() == 5
+    )
+    assert [bottoms for _, bottoms in chart.bar_layers()] == [[0, 0, 0, 0], [0, 2, 1, 1]]
+    assert 'stroke-dasharray="4,3"' in svg and 'stroke="#fa0" stroke-dasharray="3,2"' in svg
 
 
 # ------------------------------------------------------------------ reading outputs

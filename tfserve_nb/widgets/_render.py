@@ -1,20 +1,24 @@
-"""Pure rendering: numpy arrays to PNG, examples to HTML, series to SVG.
+"""Pure rendering: numpy arrays to PNG, examples to HTML, charts to SVG (and to PNG for files).
 
 No widgets and no I/O here, so everything is testable as plain functions. Output is
 self-contained HTML (images are ``data:`` URIs, charts inline SVG): nothing is fetched from a CDN
 and no JavaScript runs. Colours use JupyterLab's CSS variables with fallbacks, so the dashboard
-follows the light and dark themes.
+follows the light and dark themes; a chart meant for a file (:func:`svg_document`,
+:func:`png_document`) uses the fallbacks.
 """
 
 from __future__ import annotations
 
 import base64
 import html
+import io
 import math
+import re
 import struct
 import zlib
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 
@@ -25,7 +29,6 @@ GOOD = "#1a7f37"
 BAD = "#cf222e"
 WARN_BG = "rgba(212, 167, 44, 0.22)"
 BLUE = "#0969da"
-ORANGE = "#bc4c00"
 
 STATE_COLOURS = {
     "START": "#6e7781",
@@ -173,41 +176,119 @@ def note(text: str, colour: str = MUTED) -> str:
 
 # --------------------------------------------------------------------------------- charts
 
+PALETTE = ("#0969da", "#e69f00", "#009e73", "#8250df", "#56b4e9", "#9a6700", "#1b7c83")
+"""Colours for versions in charts, in the order versions get them; none is close to :data:`BAD`,
+which stays the colour of errors."""
+
+UNREPORTED = "#8c959f"
+"""The colour of requests whose answering version was not reported."""
+
+SVG_NAMESPACE = "http://www.w3.org/2000/svg"
+
+_THEME_VARIABLE = re.compile(r"var\(--[\w-]+,\s*([^()]*?)\s*\)")
+"""``var(--name, fallback)`` (a fallback without parentheses, as every theme colour here has)."""
+
+
+class VersionColours:
+    """A colour per version for charts: a version gets the next :data:`PALETTE` colour the first
+    time it is asked for (after the last, the first again) and keeps it, so it has the same colour
+    while a chart scrolls and in every chart drawn with the same instance; ``None`` (version not
+    reported) is :data:`UNREPORTED`. Holds one entry per version ever asked for. Not thread-safe:
+    ask from the thread that draws."""
+
+    def __init__(self) -> None:
+        self._colours: dict[int, str] = {}
+
+    def __call__(self, version: int | None) -> str:
+        if version is None:
+            return UNREPORTED
+        return self._colours.setdefault(version, PALETTE[len(self._colours) % len(PALETTE)])
+
 
 @dataclass(frozen=True)
 class Series:
-    """One line or bar series of a chart: a name, a colour and a value per x (``None`` = gap)."""
+    """One series of a chart: a legend entry (``name``; ``""`` for none), a colour and a value per
+    x (``None``: a gap in a line, nothing in a bar). Bars are stacked in the order the chart lists
+    them, from zero up; lines are solid or ``dashed``."""
 
     name: str
     colour: str
     values: Sequence[float | None]
     bars: bool = False
+    dashed: bool = False
 
 
-def svg_chart(
-    xs: Sequence[float],
-    series: Sequence[Series],
-    *,
-    title: str,
-    unit: str,
-    width: int = 460,
-    height: int = 120,
-    markers: Sequence[tuple[float, str]] = (),
-    span: float | None = None,
-) -> str:
-    """A small inline SVG chart of ``series`` over ``xs`` (seconds; the axis shows them relative
-    to the last one), with a legend and optional labelled vertical ``markers`` (x, text).
+@dataclass(frozen=True)
+class Marker:
+    """A labelled dashed vertical line at ``x``."""
+
+    x: float
+    text: str
+    colour: str
+
+
+@dataclass(frozen=True)
+class Chart:
+    """What one small chart shows, for :func:`svg_chart` and :func:`png_document` alike:
+    ``series`` over ``xs`` (seconds; the axis shows them relative to the last one) with a title,
+    a y ``unit``, a legend and ``markers``.
 
     The x axis covers ``span`` seconds up to the last x (default: all of ``xs``), so a growing
-    series scrolls in from the right; bars are one second wide.
+    series scrolls in from the right; bars are one second wide. The y axis runs from 0 to a round
+    number at least the highest stack of bars and the highest line value.
     """
+
+    xs: Sequence[float]
+    series: Sequence[Series]
+    title: str
+    unit: str = ""
+    markers: Sequence[Marker] = ()
+    span: float | None = None
+
+    def x_range(self) -> tuple[float, float]:
+        """The seconds at the left and right ends of the x axis."""
+        x_max = self.xs[-1] if self.xs else 1.0
+        first = self.xs[0] if self.xs else 0.0
+        return x_max - max(self.span if self.span is not None else x_max - first, 1.0), x_max
+
+    def y_max(self) -> float:
+        """The top of the y axis."""
+        stacked = [
+            bottom + (v or 0.0)
+            for s, bottoms in self.bar_layers()
+            for bottom, v in zip(bottoms, s.values, strict=True)
+        ]
+        lines = [v for s in self.series if not s.bars for v in s.values if v is not None]
+        return _nice_ceiling(max(stacked + lines, default=0.0))
+
+    def bar_layers(self) -> list[tuple[Series, list[float]]]:
+        """Each bar series with the height its bars start from at each x (the ones below)."""
+        layers = []
+        bottoms = [0.0] * len(self.xs)
+        for s in self.series:
+            if s.bars:
+                layers.append((s, bottoms))
+                bottoms = [b + (v or 0.0) for b, v in zip(bottoms, s.values, strict=True)]
+        return layers
+
+    def line_segments(self, s: Series) -> list[list[tuple[float, float]]]:
+        """A line series' unbroken runs of ``(x, value)`` points (split at ``None``)."""
+        segments: list[list[tuple[float, float]]] = [[]]
+        for x, v in zip(self.xs, s.values, strict=True):
+            if v is None:
+                segments.append([])
+            else:
+                segments[-1].append((x, v))
+        return [points for points in segments if points]
+
+
+def svg_chart(chart: Chart, *, width: int = 460, height: int = 120) -> str:
+    """``chart`` as a small inline SVG (theme colours as JupyterLab CSS variables)."""
     left, right, top, bottom = 40, 8, 18, 16
     plot_w, plot_h = width - left - right, height - top - bottom
-    numbers = [v for s in series for v in s.values if v is not None]
-    y_max = _nice_ceiling(max(numbers, default=0.0))
-    x_max = xs[-1] if xs else 1.0
-    span = max(span if span is not None else x_max - (xs[0] if xs else 0.0), 1.0)
-    x_min = x_max - span
+    y_max = chart.y_max()
+    x_min, x_max = chart.x_range()
+    span = x_max - x_min
 
     def px(x: float) -> float:
         return left + (x - x_min) / span * plot_w
@@ -216,15 +297,16 @@ def svg_chart(
         return top + plot_h - (y / y_max) * plot_h
 
     parts = [
-        f'<svg xmlns="http://www.w3.org/2000/svg" width="{width}" height="{height}" '
+        f'<svg xmlns="{SVG_NAMESPACE}" width="{width}" height="{height}" '
         f'style="font-family:var(--jp-ui-font-family, sans-serif);font-size:10px">',
-        f'<text x="{left}" y="11" fill="{FG}" font-weight="600">{esc(title)}</text>',
+        f'<text x="{left}" y="11" fill="{FG}" font-weight="600">{esc(chart.title)}</text>',
     ]
-    legend_x = left + 8 + 7 * len(title)
-    for s in series:
-        parts.append(f'<rect x="{legend_x}" y="4" width="8" height="8" fill="{s.colour}"/>')
-        parts.append(f'<text x="{legend_x + 11}" y="11" fill="{MUTED}">{esc(s.name)}</text>')
-        legend_x += 18 + 6 * len(s.name)
+    legend_x = left + 8 + 7 * len(chart.title)
+    for s in chart.series:
+        if s.name:
+            parts.append(f'<rect x="{legend_x}" y="4" width="8" height="8" fill="{s.colour}"/>')
+            parts.append(f'<text x="{legend_x + 11}" y="11" fill="{MUTED}">{esc(s.name)}</text>')
+            legend_x += 18 + 6 * len(s.name)
     for frac in (0.0, 0.5, 1.0):
         y = py(y_max * frac)
         parts.append(
@@ -233,53 +315,157 @@ def svg_chart(
         )
         parts.append(
             f'<text x="{left - 4}" y="{y + 3:.1f}" text-anchor="end" fill="{MUTED}">'
-            f"{_fmt(y_max * frac)}{esc(unit)}</text>"
+            f"{_fmt(y_max * frac)}{esc(chart.unit)}</text>"
         )
     parts.append(f'<text x="{left}" y="{height - 3}" fill="{MUTED}">-{span:.0f} s</text>')
     parts.append(
         f'<text x="{left + plot_w}" y="{height - 3}" text-anchor="end" fill="{MUTED}">now</text>'
     )
-    bar_series = [s for s in series if s.bars]
     slot = plot_w / (span + 1)
-    bar_w = max(1.0, slot * 0.8 / max(len(bar_series), 1))
-    for k, s in enumerate(bar_series):
-        for x, v in zip(xs, s.values, strict=True):
+    for s, bottoms in chart.bar_layers():
+        for x, v, base in zip(chart.xs, s.values, bottoms, strict=True):
             if v:
-                x0 = px(x) - slot * 0.4 + k * bar_w
                 parts.append(
-                    f'<rect x="{x0:.1f}" y="{py(v):.1f}" width="{bar_w:.1f}" '
-                    f'height="{py(0) - py(v):.1f}" fill="{s.colour}"/>'
+                    f'<rect x="{px(x) - slot * 0.4:.1f}" y="{py(base + v):.1f}" '
+                    f'width="{max(1.0, slot * 0.8):.1f}" height="{py(base) - py(base + v):.1f}" '
+                    f'fill="{s.colour}"/>'
                 )
-    for s in series:
+    for s in chart.series:
         if s.bars:
             continue
-        segments: list[list[str]] = []
-        current: list[str] = []
-        for x, v in zip(xs, s.values, strict=True):
-            if v is None:
-                segments.append(current)
-                current = []
-            else:
-                current.append(f"{px(x):.1f},{py(v):.1f}")
-        segments.append(current)
-        for points in segments:
+        dash = ' stroke-dasharray="4,3"' if s.dashed else ""
+        for points in chart.line_segments(s):
             if len(points) == 1:  # a lone value: a dot, since a one-point line is invisible
-                cx, cy = points[0].split(",")
-                parts.append(f'<circle cx="{cx}" cy="{cy}" r="2" fill="{s.colour}"/>')
-            elif points:
+                ((x, v),) = points
+                parts.append(f'<circle cx="{px(x):.1f}" cy="{py(v):.1f}" r="2" fill="{s.colour}"/>')
+            else:
+                coordinates = " ".join(f"{px(x):.1f},{py(v):.1f}" for x, v in points)
                 parts.append(
-                    f'<polyline points="{" ".join(points)}" fill="none" '
-                    f'stroke="{s.colour}" stroke-width="1.6"/>'
+                    f'<polyline points="{coordinates}" fill="none" '
+                    f'stroke="{s.colour}" stroke-width="1.6"{dash}/>'
                 )
-    for x, text in markers:
-        mx = px(x)
+    for marker in chart.markers:
+        mx = px(marker.x)
         parts.append(
             f'<line x1="{mx:.1f}" x2="{mx:.1f}" y1="{top}" y2="{top + plot_h}" '
-            f'stroke="{ORANGE}" stroke-dasharray="3,2"/>'
+            f'stroke="{marker.colour}" stroke-dasharray="3,2"/>'
         )
-        parts.append(f'<text x="{mx + 2:.1f}" y="{top + 9}" fill="{ORANGE}">{esc(text)}</text>')
+        parts.append(
+            f'<text x="{mx + 2:.1f}" y="{top + 9}" fill="{marker.colour}">{esc(marker.text)}</text>'
+        )
     parts.append("</svg>")
     return "".join(parts)
+
+
+def plain_colours(svg: str) -> str:
+    """``svg`` with every JupyterLab theme variable replaced by its (light theme) fallback, for
+    viewers outside JupyterLab."""
+    return _THEME_VARIABLE.sub(r"\1", svg)
+
+
+def svg_document(charts: Sequence[Chart], *, width: int = 460, height: int = 120) -> str:
+    """One standalone SVG document (XML declaration, SVG namespace, white background, plain
+    colours) with ``charts`` one under the other as :func:`svg_chart` draws them: it opens on its
+    own in a browser or a slide deck."""
+    total = height * len(charts)
+    body = "".join(
+        f'<g transform="translate(0,{i * height})">{svg_chart(c, width=width, height=height)}</g>'
+        for i, c in enumerate(charts)
+    )
+    return plain_colours(
+        '<?xml version="1.0" encoding="UTF-8"?>\n'
+        f'<svg xmlns="{SVG_NAMESPACE}" width="{width}" height="{total}" '
+        f'viewBox="0 0 {width} {total}"><rect width="100%" height="100%" fill="#ffffff"/>'
+        f"{body}</svg>\n"
+    )
+
+
+def png_document(
+    charts: Sequence[Chart], *, width: int = 460, height: int = 120, scale: float = 2.0
+) -> bytes:
+    """``charts`` one under the other as a PNG, drawn with matplotlib the way :func:`svg_chart`
+    draws them (stacked bars, solid and dashed lines, markers, legends; plain colours on white),
+    ``width`` x ``height`` points per chart at ``scale`` pixels per point.
+
+    matplotlib is imported here, not with the module: it is in tfserve-nb's ``examples`` extra,
+    and an ``ImportError`` naming that extra is raised without it.
+    """
+    try:
+        from matplotlib.figure import Figure
+    except ImportError as exc:
+        raise ImportError(
+            "drawing a chart as PNG needs matplotlib, which tfserve-nb's examples extra installs: "
+            "pip install 'tfserve-nb[examples]' (or save the chart as .svg)"
+        ) from exc
+    figure = Figure(figsize=(width / 72, height * len(charts) / 72), dpi=72 * scale)
+    figure.set_facecolor("#ffffff")
+    axes = figure.subplots(len(charts), 1, squeeze=False)[:, 0]
+    for ax, chart in zip(axes, charts, strict=True):
+        _draw_on(ax, chart)
+    figure.tight_layout(pad=0.4)
+    buffer = io.BytesIO()
+    figure.savefig(buffer, format="png", facecolor="#ffffff")
+    return buffer.getvalue()
+
+
+def _draw_on(ax: Any, chart: Chart) -> None:
+    """Draw ``chart`` on a matplotlib ``Axes``."""
+    x_min, x_max = chart.x_range()
+    fg, muted, border = (plain_colours(c) for c in (FG, MUTED, BORDER))
+    for s, bottoms in chart.bar_layers():
+        ax.bar(
+            [x - x_max for x in chart.xs],
+            [v or 0.0 for v in s.values],
+            bottom=bottoms,
+            width=0.8,
+            color=s.colour,
+            linewidth=0,
+            label=s.name or None,
+        )
+    for s in chart.series:
+        if s.bars:
+            continue
+        style = {"color": s.colour, "linewidth": 1.6, "linestyle": (0, (4, 3)) if s.dashed else "-"}
+        for i, points in enumerate(chart.line_segments(s)):
+            label = s.name if s.name and i == 0 else None
+            xs, ys = [x - x_max for x, _ in points], [v for _, v in points]
+            ax.plot(
+                xs, ys, marker="o" if len(points) == 1 else "", markersize=4, label=label, **style
+            )
+    y_max = chart.y_max()
+    for marker in chart.markers:
+        ax.axvline(marker.x - x_max, color=marker.colour, linewidth=1, linestyle=(0, (3, 2)))
+        ax.text(
+            marker.x - x_max + 0.4,
+            y_max * 0.92,
+            marker.text,
+            color=marker.colour,
+            fontsize=7,
+            va="top",
+        )
+    ax.set_xlim(x_min - x_max - 0.5, 0.5)
+    ax.set_ylim(0, y_max)
+    ax.set_xticks([x_min - x_max, 0], [f"-{x_max - x_min:.0f} s", "now"])
+    ax.set_yticks([0, y_max / 2, y_max], [f"{_fmt(y_max * f)}{chart.unit}" for f in (0, 0.5, 1)])
+    ax.tick_params(labelsize=7, colors=muted, length=0)
+    ax.grid(axis="y", color=border, linewidth=0.8)
+    ax.set_axisbelow(True)
+    for side in ("top", "right", "left"):
+        ax.spines[side].set_visible(False)
+    ax.spines["bottom"].set_color(border)
+    ax.set_title(chart.title, loc="left", fontsize=8, fontweight="bold", color=fg)
+    named = sum(1 for s in chart.series if s.name)
+    if named:
+        ax.legend(
+            loc="lower right",
+            bbox_to_anchor=(1.0, 1.0),
+            ncols=named,
+            fontsize=7,
+            frameon=False,
+            handlelength=1.2,
+            borderaxespad=0.1,
+            labelcolor=muted,
+        )
 
 
 def _nice_ceiling(value: float) -> float:

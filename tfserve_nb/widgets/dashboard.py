@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import os
 from collections.abc import Iterable, Sequence
+from pathlib import Path
 from typing import Any
 
 import ipywidgets as widgets
@@ -125,6 +127,11 @@ class Dashboard(widgets.VBox):
         """Block until ``version`` has answered ``count`` more requests of the stream
         (:meth:`TrafficPanel.wait_for_answers`)."""
         return self.traffic.wait_for_answers(version, count, timeout)
+
+    def save_chart(self, path: str | os.PathLike[str]) -> Path:
+        """Write the traffic charts to an ``.svg`` or ``.png`` file, for slides
+        (:meth:`TrafficPanel.save_chart`)."""
+        return self.traffic.save_chart(path)
 
     def reload(self) -> SwitchOutcome:
         """Send the current config again, unchanged (the "Reload config" button)."""

@@ -7,6 +7,8 @@ what they report.
 
 from __future__ import annotations
 
+import os
+from pathlib import Path
 from typing import Any
 
 import ipywidgets as widgets
@@ -20,13 +22,28 @@ from ..traffic.statistics import WINDOW_SECONDS, TrafficSnapshot
 from ..waiting import wait_until
 from ._panel import Panel
 from ._picker import RequestTarget, TargetKey, TargetPicker
-from ._render import BAD, BLUE, GOOD, MUTED, ORANGE, Series, esc, note, svg_chart
+from ._render import (
+    BAD,
+    MUTED,
+    Chart,
+    Marker,
+    Series,
+    VersionColours,
+    esc,
+    note,
+    png_document,
+    svg_chart,
+    svg_document,
+)
 
 
 class TrafficPanel(Panel):
-    """A toggle that sends a steady stream of predict requests, and charts of what came back:
-    p50/p95 latency and successes/errors per second over the last minute (a dashed line marks the
-    second another version started answering), plus requests answered per version.
+    """A toggle that sends a steady stream of predict requests, and charts of what came back over
+    the last minute: requests per second stacked by the version that answered them (one colour per
+    version, kept while the chart scrolls; errors in red on top) and p50/p95 latency per version
+    (a dashed line marks the second another version started answering most requests), plus
+    requests answered per version and their latency. A promotion under traffic shows as the
+    colour changing with no red. :meth:`save_chart` writes the charts to an SVG or PNG file.
 
     ``example`` is the one example each request carries (no batch dimension); by default the
     first of the dashboard's examples, else zeros shaped like the serving signature's input. Twins:
@@ -54,6 +71,8 @@ class TrafficPanel(Panel):
         super().__init__(source, "Traffic", **monitor_options)
         self.example = None if example is None else np.asarray(example)
         self._sender: TrafficSender | None = None
+        self._colours = VersionColours()
+        self._charts: tuple[Chart, ...] = ()
         self.toggle = widgets.ToggleButton(
             description="Send traffic",
             icon="play",
@@ -211,15 +230,35 @@ class TrafficPanel(Panel):
 
     # ------------------------------------------------------------------ drawing
 
+    def save_chart(self, path: str | os.PathLike[str]) -> Path:
+        """Write the charts as they are shown now to ``path`` and return it as a ``Path``: a
+        ``.svg`` file is one standalone SVG document holding both charts, a ``.png`` file the same
+        drawn with matplotlib (tfserve-nb's ``examples`` extra; ``ImportError`` naming it
+        without). Both use the light theme's colours on white, for slides.
+
+        Raises ``InvalidArgumentError`` (a ``ValueError``) for another suffix, or before any
+        traffic was charted."""
+        path = Path(path)
+        suffix = path.suffix.lower()
+        if suffix not in (".svg", ".png"):
+            raise InvalidArgumentError(
+                f"cannot save a chart as {path.name!r}: the file name must end in .svg or .png"
+            )
+        if not self._charts:
+            raise InvalidArgumentError("no traffic charted yet: call start_traffic() first")
+        if suffix == ".svg":
+            path.write_text(svg_document(self._charts), encoding="utf-8")
+        else:
+            path.write_bytes(png_document(self._charts))
+        return path
+
     def _show(self, snap: TrafficSnapshot) -> None:
         with self.hold_trait_notifications():
             self.answered = dict(snap.answered)
             self.succeeded = snap.total_ok
             self.failed = snap.total_errors
             self.last_error = snap.last_error
-        per_version = " · ".join(f"v{v}: <b>{n}</b>" for v, n in snap.answered) or "none yet"
-        text = (
-            f"answered by version — {per_version} · "
+        text = f"answered by version — {self._per_version(snap)} · " + (
             f'<span style="color:{BAD if snap.total_errors else MUTED}">'
             f"errors: <b>{snap.total_errors}</b></span>"
         )
@@ -229,25 +268,54 @@ class TrafficPanel(Panel):
             text += f'<br><span style="color:{BAD}">last error: {esc(snap.last_error)}</span>'
         self.counters.value = note(text)
         if not snap.seconds:
-            self.chart.value = note("Start traffic to see latency and errors over time.")
+            self._charts = ()
+            self.chart.value = note("Start traffic to see requests and latency per version.")
             return
-        markers = [(s, f"v{v}") for s, v in snap.switches]
-        latency = svg_chart(
+        self._charts = traffic_charts(snap, self._colours)
+        charts = "".join(svg_chart(chart) for chart in self._charts)
+        self.chart.value = f'<div style="display:flex;flex-wrap:wrap;gap:12px">{charts}</div>'
+
+    def _per_version(self, snap: TrafficSnapshot) -> str:
+        """Requests each version answered since traffic started, each with its colour swatch and
+        its p50/p95 latency over the chart's window (while it answered in it)."""
+        latency = {v.version: v for v in snap.by_version}
+        entries: list[tuple[int | None, str]] = [
+            (version, f"v{version}: <b>{n}</b>") for version, n in snap.answered
+        ]
+        unreported = snap.total_ok - sum(n for _, n in snap.answered)
+        if unreported:
+            entries.append((None, f"version not reported: <b>{unreported}</b>"))
+        shown = []
+        for version, text in entries:
+            swatch = f'<span style="color:{self._colours(version)}">■</span> '
+            if version in latency:
+                v = latency[version]
+                text += f" (p50 {v.window_p50_ms:.1f} ms, p95 {v.window_p95_ms:.1f} ms)"
+            shown.append(swatch + text)
+        return " · ".join(shown) or "none yet"
+
+
+def traffic_charts(snap: TrafficSnapshot, colours: VersionColours) -> tuple[Chart, Chart]:
+    """What :class:`TrafficPanel` charts of ``snap``: requests per second as bars stacked by the
+    version that answered (``v?``: not reported), errors in red on top, and p50 (solid) and p95
+    (dashed) latency per version with the switches marked (in the requests chart the change of
+    colour shows them). Each version is drawn in ``colours(version)``."""
+    bars, lines = [], []
+    for v in snap.by_version:
+        name, colour = "v?" if v.version is None else f"v{v.version}", colours(v.version)
+        bars.append(Series(name, colour, v.requests, bars=True))
+        lines += [Series(name, colour, v.p50_ms), Series("", colour, v.p95_ms, dashed=True)]
+    if any(snap.errors):
+        bars.append(Series("errors", BAD, snap.errors, bars=True))
+    markers = [Marker(s, f"v{v}", colours(v)) for s, v in snap.switches]
+    return (
+        Chart(snap.seconds, bars, "requests / s", span=WINDOW_SECONDS),
+        Chart(
             snap.seconds,
-            [Series("p50", BLUE, snap.p50_ms), Series("p95", ORANGE, snap.p95_ms)],
-            title="latency",
+            lines,
+            "latency (p50 solid, p95 dashed)",
             unit=" ms",
             markers=markers,
             span=WINDOW_SECONDS,
-        )
-        counts = svg_chart(
-            snap.seconds,
-            [Series("ok", GOOD, snap.ok, bars=True), Series("errors", BAD, snap.errors, bars=True)],
-            title="requests / s",
-            unit="",
-            markers=markers,
-            span=WINDOW_SECONDS,
-        )
-        self.chart.value = (
-            f'<div style="display:flex;flex-wrap:wrap;gap:12px">{latency}{counts}</div>'
-        )
+        ),
+    )
