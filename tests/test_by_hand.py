@@ -64,7 +64,10 @@ def test_docker_run_line_quotes_every_word() -> None:
     assert argv[image + 1 :] == [
         "--model_config_file=/models/models.config",
         "--model_config_file_poll_wait_seconds=60",
+        "--allow_version_labels_for_unavailable_models=true",  # ODD has a label
     ]
+    unlabelled = _argv(config_reload([REMOTE], "127.0.0.1:8500").docker_run)
+    assert not any(word.startswith("--allow_version_labels") for word in unlabelled)
 
 
 def test_status_curl_url_quotes_the_name_and_indents_the_answer() -> None:

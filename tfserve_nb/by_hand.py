@@ -47,7 +47,9 @@ class ConfigReload:
     sees them); ``python`` sends it over gRPC to ``grpc_address``; ``models_config`` is the
     ``--model_config_file`` for a ``tensorflow/serving`` container in the resulting state (local
     base paths become ``/models/<name>``), and ``docker_run`` starts that container with the
-    model folders and the file mounted (write ``models_config`` to ``./models.config`` first).
+    model folders and the file mounted (write ``models_config`` to ``./models.config`` first),
+    with ``--allow_version_labels_for_unavailable_models`` when the config has labels (upstream
+    checks labels before the first load, so a labelled config would not start without it).
     """
 
     request: str
@@ -168,4 +170,9 @@ def _docker_run(configs: Sequence[ModelConfig]) -> str:
         f"--model_config_file={config_file}",
         f"--model_config_file_poll_wait_seconds={POLL_SECONDS}",
     ]
+    if any(config.labels for config in configs):
+        # ServerCore checks labels before it loads the first config's versions: without this
+        # flag a labelled config fails the start with FAILED_PRECONDITION ("Request to assign
+        # label to version N ..., which is not currently available for inference").
+        words.append("--allow_version_labels_for_unavailable_models=true")
     return " \\\n  ".join(words)

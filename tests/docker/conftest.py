@@ -11,51 +11,31 @@ behind; a fixture checks and cleans up.
 from __future__ import annotations
 
 import os
-import shutil
-import subprocess
 import time
 from collections.abc import Callable, Iterator
 
 import docker
 import pytest
-from standin import ensure_standin_image, standin_volumes
 
+from tests.docker.harness import docker_problem, start_engine, stop_engine
+from tests.docker.harness import standin_options as harness_standin_options
+from tests.docker.standin import ensure_standin_image
 from tfserve_nb.backends.docker.backend import DockerBackend
 from tfserve_nb.backends.docker.container import LABEL_OWNER_HOST
-
-REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-ENGINE = os.path.join(REPO, "scripts", "docker-engine")
-SET_UP = "apt-get install -y docker.io debootstrap"
-
-
-def _engine(command: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([ENGINE, command], capture_output=True, text=True, timeout=120)
 
 
 @pytest.fixture(scope="session")
 def docker_host() -> Iterator[str]:
     """``unix://...`` of a running private engine; also exported as ``DOCKER_HOST``."""
-    search_path = os.environ.get("PATH", "") + ":/usr/sbin:/sbin"
-    missing = [
-        tool for tool in ("dockerd", "debootstrap") if not shutil.which(tool, path=search_path)
-    ]
-    problem = (
-        f"{' and '.join(missing)} not installed: the Docker tests need Debian's docker.io and "
-        f"debootstrap ({SET_UP})"
-        if missing
-        else "the Docker tests start dockerd, which needs root"
-        if os.geteuid() != 0
-        else None
-    )
+    problem = docker_problem()
     if problem:
         if os.environ.get("CI") == "true":
             pytest.fail(problem)
         pytest.skip(problem)
-    was_running = _engine("status").returncode == 0
-    started = _engine("start")
-    if started.returncode != 0:
-        pytest.fail(f"scripts/docker-engine start failed:\n{started.stderr}")
-    host = started.stdout.strip().splitlines()[-1].removeprefix("DOCKER_HOST=")
+    try:
+        host, started = start_engine()
+    except RuntimeError as exc:
+        pytest.fail(str(exc))
     previous = os.environ.get("DOCKER_HOST")
     os.environ["DOCKER_HOST"] = host
     yield host
@@ -63,8 +43,8 @@ def docker_host() -> Iterator[str]:
         os.environ.pop("DOCKER_HOST", None)
     else:
         os.environ["DOCKER_HOST"] = previous
-    if not was_running:
-        _engine("stop")
+    if started:
+        stop_engine()
 
 
 @pytest.fixture(scope="session")
@@ -86,13 +66,8 @@ def standin_image(docker_client: docker.DockerClient) -> str:
 @pytest.fixture
 def standin_options(standin_image: str) -> dict[str, object]:
     """``DockerBackend`` options (JSON-able) for the stand-in image on host networking (the
-    engine has no bridge network), never pulling."""
-    return {
-        "image": standin_image,
-        "network_mode": "host",
-        "volumes": standin_volumes(),
-        "pull": False,
-    }
+    engine has no bridge network), never pulling (:func:`harness.standin_options`)."""
+    return harness_standin_options(standin_image)
 
 
 @pytest.fixture

@@ -28,19 +28,21 @@ def is_checked(cell: Any) -> bool:
 
 
 def committed_form(notebook: Any) -> Any:
-    """``notebook`` with every output stripped but those of checked cells, and no execution
-    counts or per-cell execution metadata (so a refresh changes only what a run changed)."""
+    """``notebook`` with every output stripped but those of checked cells, and no per-cell
+    execution metadata (so a refresh changes only what a run changed). A checked cell keeps an
+    execution count, its position among the code cells (nbval refuses a reference output of a
+    cell that was never run); every other cell has none."""
+    code_cells = [cell for cell in notebook.cells if cell.cell_type == "code"]
     for cell in notebook.cells:
         cell.metadata.pop("execution", None)
-        if cell.cell_type != "code":
-            continue
-        cell.execution_count = None
-        if is_checked(cell):
-            for output in cell.outputs:
-                if "execution_count" in output:
-                    output.execution_count = None
-        else:
+    for position, cell in enumerate(code_cells, start=1):
+        count = position if is_checked(cell) else None
+        cell.execution_count = count
+        if count is None:
             cell.outputs = []
+        for output in cell.outputs:
+            if "execution_count" in output:
+                output.execution_count = count
     return notebook
 
 
