@@ -307,6 +307,16 @@ def test_dashboard_notebook_runs_and_switches_versions_from_clicks(lab: Lab, pag
     expect(dashboard.locator(".tfnb-predictions")).to_contain_text("where versions disagree")
     assert predictions.inner_text() != before
     shoot(dashboard, "03-versions-1-and-2")
+    # ...next to its outcome, the protocol it sent and how to reproduce it by hand.
+    by_hand = message.locator(".tfnb-by-hand")
+    expect(by_hand).to_contain_text("HandleReloadConfigRequest")
+    expect(by_hand.locator("details[open] pre").first).to_contain_text("versions: 2")
+    for title in ("from Python (gRPC)", "models.config", "tensorflow/serving container"):
+        by_hand.locator("summary", has_text=title).click()  # unfold it
+    expect(by_hand).to_contain_text("model_service_pb2_grpc.ModelServiceStub(channel)")
+    expect(by_hand).to_contain_text("--model_config_file=/models/models.config")
+    expect(by_hand).to_contain_text('"state": "AVAILABLE"')  # the status read afterwards
+    shoot(message, "03b-pin-protocol-by-hand")
 
     # Now the canary label may point at version 2.
     canary.select_option(label="v2")
@@ -316,21 +326,34 @@ def test_dashboard_notebook_runs_and_switches_versions_from_clicks(lab: Lab, pag
     expect(predictions.locator("thead th").last).to_contain_text("canary")
     shoot(dashboard, "04-canary-on-version-2")
 
-    # Traffic to the canary, charted and counted per version.
+    # A promotion under traffic: requests for label stable, moved from v1 to v2 while they
+    # flow; the chart's colour changes from v1's to v2's with no red.
+    stable = dashboard.locator(".tfnb-label-stable select")
+    stable.select_option(label="v1")
+    dashboard.get_by_role("button", name="Move stable").click()
+    expect(message).to_contain_text("Requests for label stable now go to version 1.")
     dashboard.locator(".lm-TabBar-tab", has_text="Traffic").click()
-    dashboard.locator(".tfnb-traffic-toggle").click()
     traffic = dashboard.locator(".tfnb-panel", has=page.locator(".tfnb-traffic-chart"))
-    traffic.locator("select").select_option(label="label canary → v2")
-    expect(traffic).to_contain_text(re.compile(r"v2: [1-9]\d+"), timeout=30_000)  # 10 or more
-    page.wait_for_timeout(3000)  # a few seconds of history for the screenshot
+    traffic.locator("select").select_option(label="label stable → v1")
+    dashboard.locator(".tfnb-traffic-toggle").click()
+    expect(traffic).to_contain_text(re.compile(r"v1: [1-9]\d+"), timeout=30_000)  # 10 or more
+    page.wait_for_timeout(3000)  # a few seconds of v1 in the chart
+    stable.select_option(label="v2")
+    dashboard.get_by_role("button", name="Move stable").click()
+    expect(message).to_contain_text("Requests for label stable now go to version 2.")
+    expect(traffic).to_contain_text(re.compile(r"v2: [1-9]\d+"), timeout=30_000)
+    page.wait_for_timeout(3000)  # a few seconds of v2 after the promotion
     expect(traffic.locator("svg")).to_have_count(2)
-    shoot(dashboard, "05-traffic")
+    expect(traffic).to_contain_text("errors: 0")
+    shoot(traffic, "05-promotion-under-traffic")
     dashboard.locator(".tfnb-traffic-toggle").click()
     expect(traffic).to_contain_text("errors: 0")
 
     # The same request by hand.
     dashboard.locator(".lm-TabBar-tab", has_text="curl & gRPC").click()
     teaching = dashboard.locator(".tfnb-teaching")
+    teaching_panel = dashboard.locator(".tfnb-panel", has=page.locator(".tfnb-teaching"))
+    teaching_panel.locator("select").select_option(label="label canary → v2")  # was: stable
     expect(teaching).to_contain_text("/v1/models/digits/labels/canary:predict")
     expect(teaching).to_contain_text("request.model_spec.version_label = 'canary'")
     shoot(dashboard, "06-curl-and-grpc")
@@ -343,3 +366,12 @@ def test_dashboard_notebook_runs_and_switches_versions_from_clicks(lab: Lab, pag
     expect(predictions.locator("thead th").last).to_contain_text("v2")
     assert "v1" not in predictions.locator("thead").inner_text()
     shoot(dashboard, "07-follow-latest")
+
+    # The status by hand: Refresh shows GET /v1/models/digits as curl, with its answer.
+    dashboard.get_by_role("button", name="Refresh").click()
+    status_by_hand = dashboard.locator(".tfnb-status-by-hand")
+    expect(status_by_hand).to_contain_text("curl -s http://127.0.0.1:")
+    expect(status_by_hand).to_contain_text("/v1/models/digits")
+    expect(status_by_hand).to_contain_text('"model_version_status"')
+    status_panel = dashboard.locator(".tfnb-panel", has=page.locator(".tfnb-status-by-hand"))
+    shoot(status_panel, "08-status-by-hand")
