@@ -14,8 +14,8 @@ from typing import Any
 __all__ = ["check_answer"]
 
 
-def check_answer(answer: Any, expected: Any, *, look_at: str, tolerance: float = 0.0) -> bool:
-    """Print whether ``answer`` equals ``expected`` and return True when it does.
+def check_answer(answer: Any, expected: Any, *, look_at: str, tolerance: float = 0.0) -> None:
+    """Print whether ``answer`` equals ``expected`` (and nothing else: the cell shows no value).
 
     Strings compare without surrounding whitespace and case (``"not_found"`` matches
     ``"NOT_FOUND"``); numbers compare within ``tolerance`` (absolute); lists, tuples and sets
@@ -24,12 +24,10 @@ def check_answer(answer: Any, expected: Any, *, look_at: str, tolerance: float =
     """
     if answer is Ellipsis:
         print(f"… not answered yet: replace the ... with your answer (hint: {look_at})")
-        return False
-    if _matches(answer, expected, tolerance):
+    elif _matches(answer, expected, tolerance):
         print(f"✔ right: {answer!r}")
-        return True
-    print(f"✘ not quite: {answer!r} is not it. Look at {look_at}")
-    return False
+    else:
+        print(f"✘ not quite: {answer!r} is not it. Look at {look_at}")
 
 
 def _matches(answer: Any, expected: Any, tolerance: float) -> bool:

@@ -28,10 +28,11 @@ def is_checked(cell: Any) -> bool:
 
 
 def committed_form(notebook: Any) -> Any:
-    """``notebook`` with every output stripped but those of checked cells, and no per-cell
-    execution metadata (so a refresh changes only what a run changed). A checked cell keeps an
-    execution count, its position among the code cells (nbval refuses a reference output of a
-    cell that was never run); every other cell has none."""
+    """``notebook`` with every output stripped but those of checked cells, and no widget state
+    or per-cell execution metadata (so a refresh changes only what a run changed). A checked
+    cell keeps an execution count, its position among the code cells (nbval refuses a reference
+    output of a cell that was never run); every other cell has none."""
+    notebook.metadata.pop("widgets", None)  # a run's widget state (ports, model ids)
     code_cells = [cell for cell in notebook.cells if cell.cell_type == "code"]
     for cell in notebook.cells:
         cell.metadata.pop("execution", None)
