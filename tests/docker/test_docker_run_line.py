@@ -76,7 +76,8 @@ def test_the_docker_run_line_starts_a_container_in_the_shown_state(
             wait_until(both_available, timeout=120, what="versions 1 and 2 of the container")
         except AssertionError as exc:
             logs = subprocess.run(["docker", "logs", name], capture_output=True, text=True)
-            raise AssertionError(f"{exc}; the container's log:\n{logs.stdout}{logs.stderr}")
+            log = logs.stdout + logs.stderr
+            raise AssertionError(f"{exc}; the container's log:\n{log}") from exc
         request = urllib.request.Request(
             url + "/labels/stable:predict", data=b'{"instances": [[1.0], [2.0]]}', method="POST"
         )
