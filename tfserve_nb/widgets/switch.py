@@ -125,26 +125,23 @@ class SwitchPanel(Panel):
         # the policy and waits for the versions, so two at once could lose a move or strand a
         # label (a bare ServingClient target has no handle lock at all).
         self._change_lock = threading.Lock()
-        self.follow_button = widgets.Button(
-            description="Follow latest",
-            icon="forward",
-            layout=widgets.Layout(width="auto"),
-            tooltip="Serve the newest version on disk (version policy latest { num_versions: 1 })",
+        self.follow_button = _button(
+            "Follow latest",
+            "forward",
+            "Serve the newest version on disk (version policy latest { num_versions: 1 })",
         )
         self.follow_button.on_click(lambda _: self._submit(self._follow_latest_work))
-        self.reload_button = widgets.Button(
-            description="Reload config",
-            icon="refresh",
-            layout=widgets.Layout(width="auto"),
-            tooltip="Send the current config again (HandleReloadConfigRequest, nothing changed)",
+        self.reload_button = _button(
+            "Reload config",
+            "refresh",
+            "Send the current config again (HandleReloadConfigRequest, nothing changed)",
         )
         self.reload_button.on_click(lambda _: self._submit(self._reload_work))
         self.version_toggles = widgets.HBox(layout=widgets.Layout(flex_flow="row wrap"))
-        self.pin_button = widgets.Button(
-            description="Pin selected",
-            icon="thumb-tack",
-            layout=widgets.Layout(width="auto"),
-            tooltip="Serve exactly the selected versions (version policy specific { ... })",
+        self.pin_button = _button(
+            "Pin selected",
+            "thumb-tack",
+            "Serve exactly the selected versions (version policy specific { ... })",
         )
         self.pin_button.on_click(lambda _: self._submit(self._pin_work(self.selected_versions)))
         self.label_rows = widgets.VBox()
@@ -401,12 +398,7 @@ class SwitchPanel(Panel):
     def _add_label_row(self, name: str) -> None:
         picker = widgets.Dropdown(layout=widgets.Layout(width="150px"))
         picker.add_class(f"tfnb-label-{name}")
-        button = widgets.Button(
-            description=f"Move {name}",
-            icon="tag",
-            layout=widgets.Layout(width="auto"),
-            tooltip=f"Point label {name} at the chosen version",
-        )
+        button = _button(f"Move {name}", "tag", f"Point label {name} at the chosen version")
 
         def move(_: widgets.Button) -> None:
             chosen = picker.value
@@ -418,6 +410,13 @@ class SwitchPanel(Panel):
         )
         self.label_pickers[name], self.move_buttons[name] = picker, button
         self._label_rows[name] = widgets.HBox([caption, picker, button])
+
+
+def _button(description: str, icon: str, tooltip: str) -> widgets.Button:
+    """A switch button sized to its text."""
+    return widgets.Button(
+        description=description, icon=icon, tooltip=tooltip, layout=widgets.Layout(width="auto")
+    )
 
 
 _READ_ONLY = (
