@@ -40,6 +40,7 @@ FLOORS: dict[str, int] = {
     "servables": 1,
     "batching": 1,
     "export": 1,
+    "storage": 1,
     # 2: the server
     "model_server": 2,
     # 3: running a server
@@ -54,9 +55,9 @@ FLOORS: dict[str, int] = {
     "notebook_progress": 4,
     "responses": 4,
     "signature_cache": 4,
+    "deploy": 4,  # manifests from configs (handle.deployment calls it)
     # 5: working with one from the notebook
     "traffic": 5,
-    "deploy": 5,
     # 6: the notebook's front: views, commands and the package itself (tfserve_nb/__init__.py)
     "widgets": 6,
     "demo": 6,

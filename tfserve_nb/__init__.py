@@ -23,6 +23,7 @@ from .version import __version__
 
 __all__ = [
     "All",
+    "Autoscaling",
     "Backend",
     "BackendError",
     "BackendUnavailableError",
@@ -35,6 +36,7 @@ __all__ = [
     "ExportedModel",
     "InvalidArgumentError",
     "Latest",
+    "Manifests",
     "ModelConfig",
     "ModelServer",
     "PredictResult",
@@ -47,16 +49,20 @@ __all__ = [
     "Signature",
     "Specific",
     "StatusCall",
+    "StorageError",
     "SwitchOutcome",
     "TensorSpec",
     "TfServeNbError",
     "TrafficSplit",
     "TrafficStoppedError",
+    "VersionExistsError",
     "VersionStatus",
     "__version__",
     "dashboard",
+    "deployment",
     "errors",
     "export_model",
+    "push",
     "serve",
 ]
 
@@ -74,6 +80,10 @@ _LAZY = {
     "Backend": "tfserve_nb.backends.base",
     "ServerProcess": "tfserve_nb.backends.base",
     "ModelConfig": "tfserve_nb.config",
+    "push": "tfserve_nb.storage",
+    "deployment": "tfserve_nb.deploy",
+    "Manifests": "tfserve_nb.deploy",
+    "Autoscaling": "tfserve_nb.deploy",
     "ConfigReload": "tfserve_nb.by_hand",
     "StatusCall": "tfserve_nb.by_hand",
     "Latest": "tfserve_nb.core.version_policy",
@@ -95,6 +105,8 @@ _LAZY = {
     "ServingError": "tfserve_nb.errors",
     "DeadlineExceededError": "tfserve_nb.errors",
     "TrafficStoppedError": "tfserve_nb.errors",
+    "StorageError": "tfserve_nb.errors",
+    "VersionExistsError": "tfserve_nb.errors",
 }
 
 if TYPE_CHECKING:

@@ -1,4 +1,5 @@
-"""``tfserve-nb`` command line: ``model-server`` (tensorflow_model_server's flags) and ``demo``."""
+"""``tfserve-nb`` command line: ``model-server`` (tensorflow_model_server's flags), ``demo`` and
+``manifests``."""
 
 from __future__ import annotations
 
@@ -11,6 +12,8 @@ commands:
   model-server   run the embedded TF-Serving-compatible model server
                  (tensorflow_model_server's flags; --help lists them)
   demo           export, serve, predict, new version, switch — end to end
+  manifests      write Kubernetes and KServe manifests for a model repository
+                 (--help lists the options)
 """
 
 
@@ -28,6 +31,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         from .demo import main as demo_main
 
         return demo_main(rest)
+    if command == "manifests":
+        from .deploy.command import run as manifests
+
+        return manifests(rest)
     print(f"tfserve-nb: unknown command {command!r}\n\n{USAGE}", file=sys.stderr)
     return 2
 

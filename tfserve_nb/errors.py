@@ -15,10 +15,19 @@
     ├── ServerTimeoutError              waited past a deadline (also a TimeoutError)
     │   └── DeadlineExceededError       a request's deadline passed (also a ServingError)
     ├── TrafficStoppedError             a wait for the dashboard's traffic ended: it stopped
+    ├── StorageError                    object storage could not be used: its library (pip extra)
+    │   │                               missing, the endpoint unreachable, the bucket missing,
+    │   │                               credentials missing or refused
+    │   └── VersionExistsError          a push refused a version already in the remote
+    │                                   repository (complete or partial) or being pushed
     └── ServingError                    a request ended with a non-OK canonical status
         └── DeadlineExceededError       ``code == "DEADLINE_EXCEEDED"``
 
 Every message names what was wrong and, where there is one, what to do about it.
+
+What the object-storage libraries raise becomes a :class:`StorageError` in
+:func:`tfserve_nb.storage.filesystem.storage_errors`, the storage twin of :func:`transport_errors`
+below.
 
 :func:`transport_errors` is where what gRPC, ``urllib`` and the OS raise becomes this tree, the
 way httpx's ``map_exceptions`` does it for its transports; the client wraps every call in it, the
@@ -109,6 +118,24 @@ class ServerTimeoutError(TfServeNbError, TimeoutError):
 class TrafficStoppedError(TfServeNbError):
     """The dashboard's request stream stopped (``stop_traffic()``, or the server stopped) while a
     caller waited for its answers."""
+
+
+class StorageError(TfServeNbError):
+    """Object storage could not be used: the scheme's file-system library is not installed (the
+    message names the pip extra), the endpoint cannot be reached, the bucket does not exist,
+    credentials are missing or refused, or the store refused a request (its code and text)."""
+
+
+class VersionExistsError(StorageError):
+    """A push refused version ``version`` at ``uri``: it is already in the remote repository
+    (``state`` ``"complete"``, or ``"partial"``: objects without ``saved_model.pb``) or another
+    push is publishing it (``"being pushed"``). Nothing of it was touched."""
+
+    def __init__(self, message: str, *, uri: str, version: int, state: str) -> None:
+        super().__init__(message)
+        self.uri = uri
+        self.version = version
+        self.state = state
 
 
 class ServingError(TfServeNbError):

@@ -22,6 +22,7 @@ from .client import ServingClient
 from .config import ModelConfig, validate
 from .core.servable_id import local_versions
 from .core.version_policy import All, Latest, Specific, VersionPolicy
+from .deploy import Manifests, deployment
 from .errors import ConfigError, ServerTimeoutError, serving_error
 from .notebook_progress import notebook_progress
 from .protocol.signature import Signature
@@ -413,6 +414,15 @@ class ModelServer:
             )
 
         return self._update(model_name, check, labels=dict(labels))[1]
+
+    # ---- to a cluster ------------------------------------------------------------------------
+
+    def deployment(self, out_dir: str | os.PathLike[str], **options: Any) -> Manifests:
+        """Write Kubernetes and KServe manifests serving the models as this handle last sent
+        them (:attr:`models`: version policy and labels) into ``out_dir`` and return them:
+        :func:`tfserve_nb.deploy.deployment` with these configs, ``options`` being its keywords
+        (``model_uri="s3://bucket/digits"``, ``split=...``, ``replicas=...``, ...)."""
+        return deployment(list(self.models.values()), out_dir=out_dir, **options)
 
     # ---- lifecycle ---------------------------------------------------------------------------
 

@@ -36,8 +36,15 @@ What :func:`export_model` guarantees about ``<base_path>/<version>/``:
   second rename fails the old one is put back. Between those two renames (microseconds) the
   version is absent from the directory. On any failure the temporary directory is removed.
 
+- **Object storage.** A ``base_path`` of ``s3://bucket/prefix/name`` (or ``gs://``) gets the
+  version exported into a local temporary folder with all of the above, then pushed there with
+  :func:`tfserve_nb.storage.push`'s promises: the version is complete once visible as such
+  (``saved_model.pb`` written last, by an atomic create), never overwritten, and the number is
+  one above the highest there.
+
 Not safe for two processes exporting automatically numbered versions into one base path at the
-same time: both may pick the same number, and the second then fails with :class:`ExportError`.
+same time: both may pick the same number, and the second then fails with :class:`ExportError`
+(in object storage, :class:`~tfserve_nb.errors.VersionExistsError`).
 
 TensorFlow and Keras are imported inside the functions, so importing this package is cheap.
 One concept per module: :mod:`.exporter` (:func:`export_model`), :mod:`.keras_model` (what an

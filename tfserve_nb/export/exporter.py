@@ -2,14 +2,17 @@
 
 Checks the arguments, writes the SavedModel into a staged directory, reads it back with the
 embedded server's loader and checks its signatures and warmup, then moves it into place (see
-the package docstring for the guarantees).
+the package docstring for the guarantees). A base path in object storage gets the version
+written into a local temporary folder first and then pushed (:mod:`tfserve_nb.storage`).
 """
 
 from __future__ import annotations
 
+import dataclasses
 import html
 import os
 import shutil
+import tempfile
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -22,6 +25,8 @@ from ..protocol.signature import (
     Signature,
     TensorSpec,
 )
+from ..storage.filesystem import is_remote
+from ..storage.push import listing_for_push, open_repository, push_version, refusal
 from .example_signatures import (
     ExampleSignature,
     check_example_signature,
@@ -49,21 +54,26 @@ from .warmup import as_request_list, run_warmup, warmup_inputs, write_warmup
 if TYPE_CHECKING:
     from ..servables.saved_model import SavedModelServable
 
+EXPORT_WORK_PREFIX = "tfserve-nb-export-"
+"""Prefix of the local temporary folder (in the system's) that a version for object storage is
+exported into before its push; a killed export's folder is removed by the next such export."""
+
 
 @dataclass(frozen=True, repr=False)
 class ExportedModel:
     """One version written by :func:`export_model`.
 
     ``name`` is the base path's last component, the model name servers use by default;
-    ``path`` is ``<base_path>/<version>``; both paths are absolute. ``signature`` describes the
+    ``path`` is ``<base_path>/<version>``; both paths are absolute ``Path`` values, or URIs
+    (``s3://bucket/prefix/name/3``) for a version in object storage. ``signature`` describes the
     exported predict signature as written in the SavedModel; ``example_signatures`` the
     classification and regression signatures, by name.
     """
 
     name: str
     version: int
-    path: Path
-    base_path: Path
+    path: Path | str
+    base_path: Path | str
     signature: Signature
     example_signatures: Mapping[str, Signature] = field(default_factory=dict)
 
@@ -123,6 +133,7 @@ def export_model(
     warmup_examples: Any = None,
     signature_name: str = DEFAULT_SERVING_SIGNATURE_DEF_KEY,
     signatures: Mapping[str, ExampleSignature] | None = None,
+    storage_options: Mapping[str, Any] | None = None,
 ) -> ExportedModel:
     """Export a built Keras 3 model as version ``version`` under ``base_path``.
 
@@ -130,6 +141,17 @@ def export_model(
     ``version`` defaults to one more than the highest existing version (directories whose names
     parse as integers: ``0001`` is 1, ``v1`` is not a version), or 1 if there is none. An
     existing version is replaced only with ``overwrite=True``.
+
+    ``base_path`` may be a URI in object storage, ``s3://bucket/prefix/name`` (or ``gs://``):
+    the version is exported into a local temporary folder, checked as any export, and pushed
+    there (:func:`tfserve_nb.storage.push`, whose docstring tells what is visible when);
+    the folder is removed. ``version`` then defaults to one more than the highest version
+    present there, complete or partial or being pushed; versions there are never overwritten
+    (``overwrite=True`` is refused, an existing ``version`` raises
+    :class:`~tfserve_nb.errors.VersionExistsError` before anything is exported).
+    ``storage_options`` go to the fsspec file system (endpoint, profile, ...); credentials come
+    from the store's standard environment and config files. The returned ``path`` and
+    ``base_path`` are URIs.
 
     ``warmup_examples`` are written as TF Serving warmup requests: one request is a batch, given
     as an array (single-input models) or a dict input name → array; pass a list of those for
@@ -148,13 +170,75 @@ def export_model(
     called, ``base_path`` a file, a bad or already existing ``version``, unusable warmup examples,
     unusable ``signatures``, or a SavedModel that does not read back as expected. On error
     nothing under ``base_path`` changes (except that ``base_path`` itself may have been created,
-    and temporary directories that killed exports left there removed).
+    and temporary directories that killed exports left there removed). In object storage,
+    :class:`~tfserve_nb.errors.StorageError` when the store cannot be used.
     """
     keras_model = check_model(model)
     number = check_version(version)
     if not isinstance(signature_name, str) or not signature_name:
         raise ExportError(f"signature_name must be a non-empty string; got {signature_name!r}.")
-    base = prepare_base_path(base_path)
+    options = {
+        "warmup_examples": warmup_examples,
+        "signature_name": signature_name,
+        "signatures": signatures,
+    }
+    if is_remote(base_path):
+        return _export_to_storage(
+            keras_model, str(base_path), number, overwrite, storage_options, **options
+        )
+    if storage_options is not None:
+        raise ExportError(
+            f"storage_options apply to base paths in object storage (s3://, gs://); "
+            f"{os.fspath(base_path)!r} is a local path."
+        )
+    return _export_to_folder(
+        keras_model, prepare_base_path(base_path), number, overwrite, **options
+    )
+
+
+def _export_to_storage(
+    keras_model: Any,
+    uri: str,
+    number: int | None,
+    overwrite: bool,
+    storage_options: Mapping[str, Any] | None,
+    **options: Any,
+) -> ExportedModel:
+    """Export into a temporary folder, then push the version to ``uri``."""
+    if overwrite:
+        raise ExportError(
+            f"Versions in object storage are never overwritten, so overwrite=True cannot be "
+            f"used with {uri}. Export a new version (leave version=None)."
+        )
+    repository = open_repository(uri, storage_options)
+    listing = listing_for_push(repository)
+    if number is None:
+        number = repository.next_version(listing)
+    elif (refused := refusal(repository, listing, number)) is not None:
+        raise refused
+    remove_abandoned(tempfile.gettempdir(), EXPORT_WORK_PREFIX)
+    work = owned_temp_dir(EXPORT_WORK_PREFIX)
+    try:
+        base = work / repository.name
+        base.mkdir()
+        exported = _export_to_folder(keras_model, base, number, False, **options)
+        pushed = push_version(repository, number, exported.path)
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+    return dataclasses.replace(exported, path=pushed, base_path=repository.store.uri)
+
+
+def _export_to_folder(
+    keras_model: Any,
+    base: Path,
+    number: int | None,
+    overwrite: bool,
+    *,
+    warmup_examples: Any,
+    signature_name: str,
+    signatures: Mapping[str, ExampleSignature] | None,
+) -> ExportedModel:
+    """The local export into the (existing) folder ``base``."""
     input_signature = model_input_signature(keras_model)
     example_signatures = check_example_signatures(
         signatures, signature_name, keras_model, input_signature
@@ -179,7 +263,7 @@ def export_model(
         _write_saved_model(keras_model, input_signature, staged, signature_name, example_signatures)
         servable = _load(staged, [signature_name, *example_signatures])
         signature = servable.signatures[signature_name]
-        _check_signature(signature, expected_inputs(input_signature), expected_outputs(model))
+        _check_signature(signature, expected_inputs(input_signature), expected_outputs(keras_model))
         for key, spec in example_signatures.items():
             check_example_signature(servable, key, spec)
         warmup = [warmup_inputs(i, request, signature) for i, request in enumerate(requests)]
