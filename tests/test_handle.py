@@ -151,6 +151,8 @@ def run_together(calls: list[Callable[[], None]]) -> None:
 def test_serve_refuses_bad_input(tmp_path):
     with pytest.raises(ConfigError, match="is not a directory"):
         tfs.serve(tmp_path / "absent", backend="embedded")
+    with pytest.raises(ConfigError, match="s3://bucket/digits is in object storage"):
+        tfs.serve("s3://bucket/digits", backend="embedded")
     with pytest.raises(ConfigError, match="Unknown backend"):
         tfs.serve(tmp_path, backend="kubernetes")
 

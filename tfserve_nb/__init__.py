@@ -140,13 +140,16 @@ def _export_model() -> Callable[..., Any]:
     """:func:`tfserve_nb.export.export_model` (its signature and docstring), which first has the
     embedded backend start its standby child (:mod:`tfserve_nb.backends.standby`: TensorFlow and
     the model server imported while the export runs, so that a ``serve()`` after it need not
-    wait for them; ``TFSERVE_NB_STANDBY=0`` turns it off)."""
+    wait for them; ``TFSERVE_NB_STANDBY=0`` turns it off). Not for an object-storage base path,
+    which ``serve()`` does not serve."""
     from .backends.embedded import EmbeddedBackend
     from .export import export_model
 
     @functools.wraps(export_model)
     def export_model_with_standby(*args: Any, **kwargs: Any) -> Any:
-        EmbeddedBackend().prepare_standby()
+        base_path = kwargs.get("base_path", args[1] if len(args) > 1 else "")
+        if "://" not in str(base_path):  # a local repository: a serve() of it may follow
+            EmbeddedBackend().prepare_standby()
         return export_model(*args, **kwargs)
 
     return export_model_with_standby

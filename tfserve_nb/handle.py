@@ -62,8 +62,14 @@ def _model_configs(
     elif isinstance(source, Sequence) and not isinstance(source, str | bytes):
         configs = list(source)
     else:
-        base_path = getattr(source, "base_path", source)  # an ExportedModel or a path
-        base_path = os.path.abspath(os.fspath(base_path))
+        base_path = os.fspath(getattr(source, "base_path", source))  # an ExportedModel or a path
+        if "://" in base_path:
+            raise ConfigError(
+                f"Model base path {base_path} is in object storage: serve() serves a local "
+                "folder (push() put the versions there from one). On a cluster, KServe's storage "
+                "initializer downloads it: tfserve_nb.deployment(..., model_uri=...)"
+            )
+        base_path = os.path.abspath(base_path)
         if not os.path.isdir(base_path):
             raise ConfigError(
                 f"Model base path {base_path} is not a directory: export a model there first "
