@@ -56,6 +56,7 @@ from tensorflow_serving.apis import (
     prediction_service_pb2_grpc,
 )
 
+from .by_hand import ConfigReload, config_reload
 from .config import ModelConfig, to_server_config
 from .core.status import Code
 from .errors import (
@@ -407,12 +408,14 @@ class ServingClient:
 
     def reload_config(
         self, configs: Sequence[ModelConfig], *, timeout: float | None = None
-    ) -> None:
-        """``HandleReloadConfigRequest``: make ``configs`` the server's whole model list."""
+    ) -> ConfigReload:
+        """``HandleReloadConfigRequest``: make ``configs`` the server's whole model list; return
+        what was sent and how to send it by hand (:class:`~tfserve_nb.by_hand.ConfigReload`)."""
         request = model_management_pb2.ReloadConfigRequest()
         request.config.CopyFrom(to_server_config(configs))
         self._call(self._model_stub.HandleReloadConfigRequest, request, timeout)
         self._signatures.clear()
+        return config_reload(configs, self.grpc_target)
 
     def wait_until_available(
         self,

@@ -32,7 +32,7 @@ from typing import Any, Protocol, runtime_checkable
 
 import numpy as np
 
-from ..by_hand import ConfigReload, StatusCall, config_reload, status_call
+from ..by_hand import ConfigReload, StatusCall, status_call
 from ..config import ModelConfig
 from ..core.servable_id import local_versions
 from ..core.servable_state import ManagerState
@@ -270,9 +270,9 @@ class ServingTarget:
                 )
             updated = dataclasses.replace(current, **change)
             configs = {**self._configs, self.model_name: updated}
-            self._client.reload_config(list(configs.values()))
+            sent = self._client.reload_config(list(configs.values()))
             self._configs = configs
-            return config_reload(list(configs.values()), self.grpc_address)
+            return sent  # type: ignore[no-any-return]
 
     def wait_settled(self, expected: Iterable[int] | None, timeout: float) -> list[Any]:
         """Poll status until no version is START, LOADING or UNLOADING and the AVAILABLE set is
