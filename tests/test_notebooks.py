@@ -29,8 +29,8 @@ def _headings(notebook: Any) -> list[str]:
     ]
 
 
-def test_the_course_has_five_notebooks() -> None:
-    assert [path.name[:2] for path in COURSE] == ["01", "02", "03", "04", "05"]
+def test_the_course_has_six_notebooks() -> None:
+    assert [path.name[:2] for path in COURSE] == ["01", "02", "03", "04", "05", "06"]
 
 
 @pytest.mark.parametrize("path", COURSE, ids=lambda path: path.stem)
