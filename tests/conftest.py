@@ -54,6 +54,7 @@ SERVER_MODULES = (
     "bench/test_native_load.py",
     "bench/test_mlflow_peer.py",
     "deploy/test_server_state.py",
+    "docker/test_cluster_path.py",  # the embedded server and moto's S3 server
     "model_server/test_batching_server.py",
     "model_server/test_conformance_",  # every conformance suite
     "model_server/test_embedded_imports.py",

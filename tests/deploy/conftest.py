@@ -8,7 +8,6 @@ schemas, KServe's SDK, checkov) runs on each, so every branch of the builders me
 
 from __future__ import annotations
 
-import os
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -16,7 +15,7 @@ from typing import Any
 
 import pytest
 
-from tests.deploy.tools import tool_problem, tool_python
+from tests.deploy.tools import require_tool
 from tfserve_nb.config import ModelConfig
 from tfserve_nb.core.version_policy import All, Latest, Specific
 from tfserve_nb.deploy import Manifests, deployment
@@ -105,22 +104,13 @@ def written(scenario: Scenario, tmp_path: Path) -> Manifests:
     return scenario.run(tmp_path)
 
 
-def _tool(name: str) -> Path:
-    problem = tool_problem(name)
-    if problem:
-        if os.environ.get("CI") == "true":
-            pytest.fail(problem)
-        pytest.skip(problem)
-    return tool_python(name)
-
-
 @pytest.fixture(scope="session")
 def kserve_python() -> Path:
     """The Python of the virtualenv holding KServe's SDK."""
-    return _tool("kserve")
+    return require_tool("kserve")
 
 
 @pytest.fixture(scope="session")
 def checkov_python() -> Path:
     """The Python of the virtualenv holding checkov."""
-    return _tool("checkov")
+    return require_tool("checkov")

@@ -4,8 +4,8 @@ are many and unrelated (``checkov``), so they are called in subprocesses.
 
 ``python -m tests.deploy.tools`` creates or updates each one under ``.venv/tools/<name>`` (from
 the package registry, as ``scripts/install`` does for ``.venv``); it does nothing for a tool whose
-requirements are unchanged since its last install. Tests find a tool with :func:`tool_problem`
-and :func:`tool_python`: they fail in CI (``CI=true``) when it is missing, and skip elsewhere.
+requirements are unchanged since its last install. Tests find a tool with :func:`require_tool`:
+they fail in CI (``CI=true``) when it is missing, and skip elsewhere.
 """
 
 from __future__ import annotations
@@ -15,7 +15,17 @@ import subprocess
 import sys
 from pathlib import Path
 
-__all__ = ["INSTALL", "TOOLS", "install", "tool_bin", "tool_problem", "tool_python"]
+import pytest
+
+__all__ = [
+    "INSTALL",
+    "TOOLS",
+    "install",
+    "require_tool",
+    "tool_bin",
+    "tool_problem",
+    "tool_python",
+]
 
 ROOT = Path(__file__).resolve().parents[2]
 TOOLS_DIR = ROOT / ".venv" / "tools"
@@ -27,6 +37,8 @@ TOOLS: dict[str, tuple[str, ...]] = {
     "checkov": ("checkov==3.3.30",),
     # KServe's Python SDK: its InferenceService models (tests/deploy/test_kserve.py)
     "kserve": ("kserve==0.21.0",),
+    # KServe's storage code, what its storage initializer runs (tests/docker/test_cluster_path.py)
+    "kserve-storage": ("kserve-storage==0.21.0",),
 }
 """Each tool's virtualenv name and its pinned requirements."""
 
@@ -58,6 +70,17 @@ def tool_problem(name: str) -> str | None:
     if stamp.read_text() != _requirements_text(name):
         return f"{name} in .venv/tools/{name} is not {', '.join(TOOLS[name])}: run {INSTALL}"
     return None
+
+
+def require_tool(name: str) -> Path:
+    """The Python of tool ``name``; when it cannot be used the calling test fails in CI
+    (``CI=true``) and is skipped elsewhere, with :func:`tool_problem`'s reason."""
+    problem = tool_problem(name)
+    if problem:
+        if os.environ.get("CI") == "true":
+            pytest.fail(problem)
+        pytest.skip(problem)
+    return tool_python(name)
 
 
 def install(name: str) -> None:
