@@ -16,10 +16,12 @@ import json
 import os
 import re
 import secrets
+import shutil
 import signal
 import socket
 import subprocess
 import sys
+import tempfile
 import urllib.error
 import urllib.request
 from collections.abc import Iterator
@@ -94,7 +96,8 @@ class Lab:
 @pytest.fixture(scope="module")
 def lab(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Lab]:
     """JupyterLab on 127.0.0.1 (random port, token) with a root holding a copy of the dashboard
-    notebook; its config, data, runtime and settings dirs are private."""
+    notebook; its config, data, runtime, settings and temp dirs are private (the temp dir is
+    removed afterwards)."""
     require_browser()
     home = tmp_path_factory.mktemp("lab")
     root = home / "root"
@@ -129,8 +132,12 @@ def lab(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Lab]:
         )
     )
     port, token = free_port(), secrets.token_hex(16)
+    # The notebook runs only up to RUN_UNTIL, so its own clean-up (the temp folder it exports
+    # into) never runs: its kernel gets a temp dir of its own, removed with JupyterLab.
+    kernel_tmp = tempfile.mkdtemp(prefix="tfserve-nb-lab-tmp-")
     env = {
         **os.environ,
+        "TMPDIR": kernel_tmp,
         "JUPYTER_CONFIG_DIR": str(config),
         "JUPYTER_DATA_DIR": str(home / "data"),
         "JUPYTER_RUNTIME_DIR": str(home / "runtime"),
@@ -187,6 +194,7 @@ def lab(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Lab]:
                 os.killpg(process.pid, signal.SIGKILL)
                 process.wait()
         log.close()
+        shutil.rmtree(kernel_tmp, ignore_errors=True)
 
 
 @pytest.fixture
