@@ -1,6 +1,10 @@
 """Set-up for the course notebooks that nbval runs (``scripts/test`` runs ``pytest --nbval-lax
 --nbval-current-env tests notebooks``).
 
+The notebooks are committed stripped; the outputs their ``# NBVAL_CHECK_OUTPUT`` cells must
+print are in ``notebooks/expected/`` (``tests/helpers/notebooks.py``), and
+:func:`pytest_collection_modifyitems` gives them to nbval's items as their reference outputs.
+
 Two notebooks need something started before their kernel: notebook 05 a Docker engine and
 notebook 06 object storage. nbval starts a notebook's kernel in its collector's set-up, which
 pytest runs inside the first cell's ``pytest_runtest_setup``; the ``tryfirst`` hook below runs
@@ -44,12 +48,13 @@ import tempfile
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Literal
+from typing import Any, Literal
 
 import docker
 import pytest
 
 from tests.docker.harness import docker_problem, notebook_environment, start_engine, stop_engine
+from tests.helpers.notebooks import is_checked, read_expected, with_expected
 from tests.helpers.s3_server import S3Server
 
 DOCKER_NOTEBOOK = "05_the_real_container.ipynb"
@@ -144,6 +149,21 @@ SET_UPS: dict[str, Callable[[], SetUp]] = {
 """Each notebook that needs something started, and its set-up."""
 
 _SET_UPS = pytest.StashKey[dict[str, SetUp]]()
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Give each checked cell of a notebook its expected outputs, as nbval's reference."""
+    expected: dict[Path, dict[str, list[Any]]] = {}
+    positions: dict[Path, int] = {}
+    for item in items:
+        cell = getattr(item, "cell", None)
+        if item.path.suffix != ".ipynb" or cell is None:
+            continue
+        positions[item.path] = positions.get(item.path, 0) + 1
+        if is_checked(cell):
+            if item.path not in expected:
+                expected[item.path] = read_expected(item.path)
+            with_expected(cell, expected[item.path], positions[item.path])
 
 
 @pytest.hookimpl(tryfirst=True)

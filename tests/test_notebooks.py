@@ -1,8 +1,8 @@
 """The course notebooks' shape, read without running them (nbval runs them in scripts/test).
 
 Every notebook is in the cookbook shape (a title, an overview, prerequisites, sections, a summary,
-what's next), ends with exercises that a cell checks, and is committed stripped: outputs only on
-the cells nbval compares (``# NBVAL_CHECK_OUTPUT``), which must have them.
+what's next), ends with exercises that a cell checks, and is committed stripped, with the outputs
+nbval compares (cells marked ``# NBVAL_CHECK_OUTPUT``) in ``notebooks/expected/``.
 """
 
 from __future__ import annotations
@@ -14,7 +14,7 @@ from typing import Any
 import nbformat
 import pytest
 
-from tests.helpers.notebooks import NOTEBOOKS, committed_form, is_checked
+from tests.helpers.notebooks import NOTEBOOKS, committed_form, is_checked, read_expected
 
 COURSE = sorted(NOTEBOOKS.glob("0*.ipynb"))
 
@@ -62,11 +62,13 @@ def test_exercises_are_checked_by_a_cell(path: Path) -> None:
 
 
 @pytest.mark.parametrize("path", COURSE, ids=lambda path: path.stem)
-def test_committed_stripped_but_for_checked_outputs(path: Path) -> None:
+def test_committed_stripped_with_expected_outputs_beside(path: Path) -> None:
     notebook = nbformat.read(path, as_version=4)
-    checked = [cell for cell in notebook.cells if is_checked(cell)]
+    checked = {cell.id for cell in notebook.cells if is_checked(cell)}
     assert checked, f"{path.name} guards no output with # NBVAL_CHECK_OUTPUT"
-    assert all(cell.outputs for cell in checked), "a checked cell without its expected output"
+    expected = read_expected(path)
+    assert set(expected) == checked, "expected outputs are for exactly the checked cells"
+    assert all(expected.values()), "a checked cell without its expected output"
     assert nbformat.writes(committed_form(nbformat.read(path, as_version=4))) == nbformat.writes(
         notebook
     ), f"{path.name} is not in its committed form: python -m tests.helpers.notebooks {path}"
