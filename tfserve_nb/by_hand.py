@@ -27,7 +27,15 @@ from typing import Any
 from .config import ModelConfig, render_config_file
 from .protocol.rest_paths import model_path
 
-__all__ = ["CONTAINER_MODELS", "ConfigReload", "StatusCall", "config_reload", "status_call"]
+__all__ = [
+    "CONTAINER_MODELS",
+    "ConfigReload",
+    "StatusCall",
+    "config_reload",
+    "container_path",
+    "model_folder",
+    "status_call",
+]
 
 CONTAINER_MODELS = "/models"
 """The ``tensorflow/serving`` image's ``MODEL_BASE_PATH``: local model folders are mounted at
@@ -145,19 +153,23 @@ def _is_local(base_path: str) -> bool:
 def _in_container(config: ModelConfig) -> ModelConfig:
     if not _is_local(config.base_path):
         return config
-    return dataclasses.replace(
-        config, base_path=posixpath.join(CONTAINER_MODELS, _folder(config.name))
-    )
+    return dataclasses.replace(config, base_path=container_path(config.name))
 
 
-def _folder(model_name: str) -> str:
-    """A model's folder under ``/models``: its name, made safe as one path component."""
+def model_folder(model_name: str) -> str:
+    """A model's folder name (under ``/models``, in a volume): its name, made safe as one path
+    component."""
     return urllib.parse.quote(model_name, safe="")
+
+
+def container_path(model_name: str) -> str:
+    """Where a ``tensorflow/serving`` container finds model ``model_name``: ``/models/<name>``."""
+    return posixpath.join(CONTAINER_MODELS, model_folder(model_name))
 
 
 def _docker_run(configs: Sequence[ModelConfig]) -> str:
     mounts = [
-        "-v " + shlex.quote(f"{config.base_path}:{CONTAINER_MODELS}/{_folder(config.name)}:ro")
+        "-v " + shlex.quote(f"{config.base_path}:{container_path(config.name)}:ro")
         for config in configs
         if _is_local(config.base_path)
     ]

@@ -28,11 +28,11 @@ from __future__ import annotations
 from typing import Any
 
 from ..backends.docker.container import GRPC_CONTAINER_PORT, REST_CONTAINER_PORT
-from ..by_hand import CONTAINER_MODELS
+from ..by_hand import CONTAINER_MODELS, container_path
 from ..config import render_config_file
 from ..protocol.rest_paths import model_path
 from .plan import Plan
-from .repository import ObjectStorage, Volume, container_path, in_container
+from .repository import ObjectStorage, Volume, in_container
 
 __all__ = [
     "CONFIG_DIR",

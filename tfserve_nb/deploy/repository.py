@@ -36,7 +36,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from ..by_hand import CONTAINER_MODELS
+from ..by_hand import container_path, model_folder
 from ..config import ModelConfig, parse_config_file, validate
 from ..errors import ConfigError
 
@@ -45,7 +45,6 @@ __all__ = [
     "ObjectStorage",
     "Repository",
     "Volume",
-    "container_path",
     "in_container",
     "model_configs",
     "repository_for",
@@ -86,20 +85,10 @@ class Volume:
 
     def uri(self, model_name: str) -> str:
         """The model's folder as a KServe ``pvc://`` storage URI."""
-        return f"pvc://{self.claim}/{_folder(model_name)}/"
+        return f"pvc://{self.claim}/{model_folder(model_name)}/"
 
 
 Repository = ObjectStorage | Volume
-
-
-def _folder(model_name: str) -> str:
-    """A model's folder name: its name, made safe as one path component."""
-    return urllib.parse.quote(model_name, safe="")
-
-
-def container_path(model_name: str) -> str:
-    """Where TF Serving finds model ``model_name`` in the pod: ``/models/<name>``."""
-    return posixpath.join(CONTAINER_MODELS, _folder(model_name))
 
 
 def in_container(config: ModelConfig) -> ModelConfig:
